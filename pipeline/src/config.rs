@@ -1,0 +1,267 @@
+//! Service configuration: `finopsia.toml` plus `FINOPSIA__SECTION__KEY` env overrides.
+//!
+//! Every key has a default, so an empty file (or none) runs on embedded
+//! defaults. Unknown keys are errors. See `finopsia.example.toml` for the
+//! documented example, which a test parses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::input::{Format, Preset};
+use crate::timefmt::parse_duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Data directory: tables, checkpoints, inbox (default `./data`).
+    pub data_dir: PathBuf,
+    /// Directory of the pipeline's SQL files; unset = the built-in queries
+    /// (the repository's `queries/`, compiled in).
+    pub queries_dir: Option<PathBuf>,
+    pub engine: EngineConfig,
+    pub inbox: InboxConfig,
+    /// Named input presets, usable with `--preset NAME` and `inbox.preset`.
+    pub presets: BTreeMap<String, Preset>,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            queries_dir: None,
+            engine: EngineConfig::default(),
+            inbox: InboxConfig::default(),
+            presets: BTreeMap::new(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Maximum records per micro-batch (one store commit each).
+    pub batch_rows: usize,
+    /// Watermark = highest event time seen minus this delay.
+    pub watermark_delay: String,
+    /// A window is emitted (and its state leaves memory) once the watermark
+    /// passes its end plus this lateness. Later records still update it.
+    pub allowed_lateness: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_rows: 262_144,
+            watermark_delay: "1h".into(),
+            allowed_lateness: "1d".into(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn watermark_delay(&self) -> Duration {
+        parse_duration(&self.watermark_delay).unwrap_or_default()
+    }
+    pub fn allowed_lateness(&self) -> Duration {
+        parse_duration(&self.allowed_lateness).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboxConfig {
+    /// Watched directory (default `<data_dir>/inbox`); files move to the
+    /// sibling `processed/` or `failed/` directories.
+    pub dir: Option<PathBuf>,
+    /// How often the inbox is scanned.
+    pub poll_interval: String,
+    /// Source name recorded for inbox files.
+    pub source: String,
+    /// Preset applied to inbox files.
+    pub preset: String,
+    /// Format for files whose extension says nothing (`csv` or `ndjson`).
+    pub default_format: Format,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        InboxConfig {
+            dir: None,
+            poll_interval: "250ms".into(),
+            source: "inbox".into(),
+            preset: "canonical".into(),
+            default_format: Format::Csv,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// tracing filter, e.g. `info` or `finopsia=debug` (RUST_LOG wins).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies `FINOPSIA__…` environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut value = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(crate::error::io_err(p))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut value, std::env::vars())?;
+        let cfg: Config = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let dur = |name: &str, v: &str| {
+            parse_duration(v).map(|_| ()).ok_or_else(|| {
+                Error::Config(format!(
+                    "{name} = {v:?} is not a duration like 250ms, 10s, 5m, 1h, 1d"
+                ))
+            })
+        };
+        dur("engine.watermark_delay", &self.engine.watermark_delay)?;
+        dur("engine.allowed_lateness", &self.engine.allowed_lateness)?;
+        dur("inbox.poll_interval", &self.inbox.poll_interval)?;
+        if self.engine.batch_rows == 0 {
+            return Err(Error::Config("engine.batch_rows must be at least 1".into()));
+        }
+        for (name, preset) in &self.presets {
+            preset.validate(name)?;
+        }
+        self.preset(&self.inbox.preset)?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(Error::Config(format!(
+                "log.format = {:?}: use text or json",
+                self.log.format
+            )));
+        }
+        Ok(())
+    }
+
+    /// A preset by name: configured ones first, then the built-ins.
+    pub fn preset(&self, name: &str) -> Result<Preset> {
+        if let Some(p) = self.presets.get(name) {
+            return Ok(p.clone());
+        }
+        Preset::builtin(name).ok_or_else(|| {
+            let mut names: Vec<&str> = Preset::BUILTIN_NAMES.to_vec();
+            names.extend(self.presets.keys().map(String::as_str));
+            Error::Config(format!(
+                "unknown preset {name:?} (known: {})",
+                names.join(", ")
+            ))
+        })
+    }
+
+    pub fn inbox_dir(&self) -> PathBuf {
+        self.inbox
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("inbox"))
+    }
+}
+
+/// `FINOPSIA__ENGINE__BATCH_ROWS=1000` sets `engine.batch_rows`. Values are
+/// parsed as TOML when they parse (numbers, booleans), else taken as strings.
+fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
+    for (key, val) in vars {
+        let Some(rest) = key.strip_prefix("FINOPSIA__") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let value = format!("v = {val}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(val));
+        let mut cur = &mut *table;
+        for (i, part) in path.iter().enumerate() {
+            if i + 1 == path.len() {
+                cur.insert(part.clone(), value.clone());
+            } else {
+                let entry = cur
+                    .entry(part.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                cur = entry
+                    .as_table_mut()
+                    .ok_or_else(|| Error::Config(format!("{key}: {part} is not a section")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../finopsia.example.toml");
+        let cfg = Config::load(Some(&path)).unwrap();
+        assert!(cfg.presets.contains_key("mybank"));
+        assert_eq!(cfg.engine.allowed_lateness().as_secs(), 86_400);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let bad: std::result::Result<Config, _> = toml::from_str("[engine]\nbatch_row = 5\n");
+        assert!(bad.is_err());
+        let cfg: Config = toml::from_str("[engine]\nallowed_lateness = \"soon\"\n").unwrap();
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("allowed_lateness"));
+        let cfg: Config = toml::from_str("[inbox]\npreset = \"nope\"\n").unwrap();
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown preset"));
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut t = toml::Table::new();
+        let vars = vec![
+            (
+                "FINOPSIA__ENGINE__BATCH_ROWS".to_string(),
+                "1000".to_string(),
+            ),
+            ("FINOPSIA__DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("OTHER".to_string(), "1".to_string()),
+        ];
+        apply_env(&mut t, vars.into_iter()).unwrap();
+        let cfg: Config = toml::Value::Table(t).try_into().unwrap();
+        assert_eq!(cfg.engine.batch_rows, 1000);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+    }
+}

@@ -1,0 +1,709 @@
+//! The engine: dedup → transform SQL → store → windows, one micro-batch at a time.
+//!
+//! Each [`Chunk`] from a source becomes one micro-batch with a sequence number:
+//!
+//! 1. duplicates (same source + transaction_id) are dropped if identical and
+//!    quarantined as `conflicting_duplicate` if not (the first version stays);
+//! 2. the transform query runs on the batch with DataFusion;
+//! 3. rejects are appended to `quarantine`, then the records to `transactions`
+//!    in one Delta commit tagged with the batch sequence;
+//! 4. each window query's partial aggregates are merged into window state,
+//!    the watermark advances, and due windows are written with `replace_where`
+//!    in a commit tagged with the same sequence.
+//!
+//! Between 3 and 4 a checkpoint (window state + pending emissions + watermark)
+//! is written atomically under `<data_dir>/state/checkpoints/`. On start the
+//! engine loads the latest checkpoint, finishes any emission it records, and
+//! replays transactions committed after it, so a crash at any point leaves
+//! every record counted exactly once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::{cast, filter_record_batch, max};
+use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use datafusion::catalog::MemTable;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{col, lit, Expr, SessionContext};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::config::EngineConfig;
+use crate::error::{io_err, Error, Result};
+use crate::input::{Chunk, Reason, Reject};
+use crate::schema::{ts_type, INCOMING, QUARANTINE, TRANSACTION_REQUIRED};
+use crate::sql::{Queries, INCOMING as INCOMING_TABLE, TRANSACTIONS};
+use crate::store::{new_context, Store};
+use crate::window::WindowState;
+
+const TX_APP: &str = "finopsia-transactions";
+const WINDOW_APP: &str = "finopsia-windows";
+
+/// Counts for one micro-batch or a whole import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// New records stored.
+    pub accepted: u64,
+    /// Rows rejected (each is in the quarantine table exactly once).
+    pub quarantined: u64,
+    /// Identical re-deliveries, not stored again.
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.accepted += o.accepted;
+        self.quarantined += o.quarantined;
+        self.duplicates += o.duplicates;
+    }
+}
+
+/// Engine settings in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    delay_us: i64,
+    lateness_us: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CheckpointMeta {
+    seq: i64,
+    watermark: Option<i64>,
+    max_event_time: Option<i64>,
+    /// Per window table: highest window start ever emitted, last applied seq,
+    /// and the window starts being emitted by this checkpoint's batch.
+    tables: BTreeMap<String, TableMeta>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct TableMeta {
+    max_emitted: Option<i64>,
+    applied_seq: i64,
+    pending: Vec<i64>,
+}
+
+pub struct Engine {
+    store: Store,
+    ctx: SessionContext,
+    queries: Queries,
+    windows: Vec<WindowState>,
+    meta: BTreeMap<String, TableMeta>,
+    timing: Timing,
+    /// (source, transaction_id) hash → content hash.
+    seen: HashMap<u128, i64>,
+    /// Hashes of quarantined (source, file, line, raw).
+    quarantined: HashSet<u128>,
+    next_seq: i64,
+    watermark: Option<i64>,
+    max_event_time: Option<i64>,
+    checkpoint_dir: PathBuf,
+    transform_checked: bool,
+}
+
+fn key_hash(source: &str, txid: &str) -> u128 {
+    let mut buf = Vec::with_capacity(source.len() + txid.len() + 1);
+    buf.extend_from_slice(source.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(txid.as_bytes());
+    xxh3_128(&buf)
+}
+
+fn reject_hash(source: &str, file: Option<&str>, line: Option<i64>, raw: &[u8]) -> u128 {
+    let mut buf = Vec::with_capacity(raw.len() + 64);
+    for part in [source.as_bytes(), file.unwrap_or("\u{0}").as_bytes()] {
+        buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        buf.extend_from_slice(part);
+    }
+    buf.extend_from_slice(&line.unwrap_or(-1).to_le_bytes());
+    buf.extend_from_slice(raw);
+    xxh3_128(&buf)
+}
+
+fn ts_lit(us: i64) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(us),
+        Some("UTC".into()),
+    ))
+}
+
+fn starts_predicate(starts: &[i64]) -> Expr {
+    col("window_start").in_list(starts.iter().map(|s| ts_lit(*s)).collect(), false)
+}
+
+async fn run_sql(
+    ctx: &SessionContext,
+    table: &str,
+    batches: Vec<RecordBatch>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>> {
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => return Ok(Vec::new()),
+    };
+    let mem = MemTable::try_new(schema, vec![batches])?;
+    ctx.deregister_table(table)?;
+    ctx.register_table(table, Arc::new(mem))?;
+    let out = ctx.sql(sql).await?.collect().await;
+    ctx.deregister_table(table)?;
+    Ok(out?)
+}
+
+impl Engine {
+    /// Opens the store under `data_dir`, plans the queries, and recovers.
+    pub async fn open(data_dir: &Path, cfg: &EngineConfig, queries: Queries) -> Result<Engine> {
+        let store = Store::open(data_dir)?;
+        let checkpoint_dir = data_dir.join("state").join("checkpoints");
+        std::fs::create_dir_all(&checkpoint_dir).map_err(io_err(&checkpoint_dir))?;
+        let mut engine = Engine {
+            store,
+            ctx: new_context(),
+            queries,
+            windows: Vec::new(),
+            meta: BTreeMap::new(),
+            timing: Timing {
+                delay_us: cfg.watermark_delay().as_micros() as i64,
+                lateness_us: cfg.allowed_lateness().as_micros() as i64,
+            },
+            seen: HashMap::new(),
+            quarantined: HashSet::new(),
+            next_seq: 1,
+            watermark: None,
+            max_event_time: None,
+            checkpoint_dir,
+            transform_checked: false,
+        };
+        engine.plan().await?;
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// Plans every query on an empty batch: checks the transform's output and
+    /// derives each window table's schema; creates missing tables.
+    async fn plan(&mut self) -> Result<()> {
+        let empty = RecordBatch::new_empty(INCOMING.clone());
+        let tx_schema = {
+            let mem = MemTable::try_new(INCOMING.clone(), vec![vec![empty]])?;
+            self.ctx.register_table(INCOMING_TABLE, Arc::new(mem))?;
+            let df = self
+                .ctx
+                .sql(&self.queries.transform.select_sql)
+                .await
+                .map_err(|e| Error::Query {
+                    file: self.queries.transform.file.clone(),
+                    message: e.to_string(),
+                })?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            self.ctx.deregister_table(INCOMING_TABLE)?;
+            schema
+        };
+        for (name, dt) in TRANSACTION_REQUIRED {
+            match tx_schema.field_with_name(name) {
+                Ok(f) if f.data_type() == &dt() => {}
+                _ => {
+                    return Err(Error::Query {
+                        file: self.queries.transform.file.clone(),
+                        message: format!("output must keep column {name} of type {}", dt()),
+                    })
+                }
+            }
+        }
+        self.store.ensure(TRANSACTIONS, tx_schema.clone()).await?;
+        self.store.ensure("quarantine", QUARANTINE.clone()).await?;
+        let empty_tx = RecordBatch::new_empty(tx_schema.clone());
+        for q in self.queries.windows.clone() {
+            let mem = MemTable::try_new(tx_schema.clone(), vec![vec![empty_tx.clone()]])?;
+            self.ctx.register_table(TRANSACTIONS, Arc::new(mem))?;
+            let df = self
+                .ctx
+                .sql(&q.partial_sql)
+                .await
+                .map_err(|e| Error::Query {
+                    file: q.file.clone(),
+                    message: e.to_string(),
+                });
+            self.ctx.deregister_table(TRANSACTIONS)?;
+            let partial_schema = df?.schema().as_arrow().clone();
+            let state = WindowState::new(q, &partial_schema)?;
+            self.store
+                .ensure(&state.query.target, state.output_schema.clone())
+                .await?;
+            self.windows.push(state);
+        }
+        self.transform_checked = true;
+        Ok(())
+    }
+
+    async fn recover(&mut self) -> Result<()> {
+        let started = Instant::now();
+        // Dedup indexes from the store.
+        for b in self
+            .store
+            .query("SELECT source, transaction_id, content_hash FROM transactions")
+            .await?
+        {
+            let src = cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
+            let txid = cast(b.column(1), &datafusion::arrow::datatypes::DataType::Utf8)?;
+            let (src, txid) = (src.as_string::<i32>(), txid.as_string::<i32>());
+            let hash = b.column(2).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                self.seen
+                    .insert(key_hash(src.value(i), txid.value(i)), hash.value(i));
+            }
+        }
+        for b in self
+            .store
+            .query("SELECT source, file, line, raw_bytes FROM quarantine")
+            .await?
+        {
+            let src = cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
+            let file = cast(b.column(1), &datafusion::arrow::datatypes::DataType::Utf8)?;
+            let raw = cast(b.column(3), &datafusion::arrow::datatypes::DataType::Binary)?;
+            let (src, file, raw) = (
+                src.as_string::<i32>(),
+                file.as_string::<i32>(),
+                raw.as_binary::<i32>(),
+            );
+            let line = b.column(2).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                let f = (!file.is_null(i)).then(|| file.value(i));
+                let l = (!line.is_null(i)).then(|| line.value(i));
+                self.quarantined
+                    .insert(reject_hash(src.value(i), f, l, raw.value(i)));
+            }
+        }
+        let tx_version = self
+            .store
+            .app_version(TRANSACTIONS, TX_APP)
+            .await?
+            .unwrap_or(0);
+        let checkpoint = self.load_checkpoint()?;
+        let ck_seq = checkpoint.as_ref().map_or(0, |(m, _)| m.seq);
+        if let Some((meta, states)) = checkpoint {
+            self.watermark = meta.watermark;
+            self.max_event_time = meta.max_event_time;
+            for w in &mut self.windows {
+                if let Some(batch) = states.get(&w.query.target) {
+                    let dirty = batch
+                        .column_by_name("__dirty")
+                        .map(|d| d.as_boolean().clone());
+                    w.load(std::slice::from_ref(batch), dirty.as_ref())?;
+                }
+            }
+            self.meta = meta.tables;
+            // Finish emissions recorded by the checkpoint but not committed.
+            for i in 0..self.windows.len() {
+                let target = self.windows[i].query.target.clone();
+                let m = self.meta.get(&target).cloned().unwrap_or_default();
+                if m.pending.is_empty() {
+                    continue;
+                }
+                let committed = self
+                    .store
+                    .app_version(&target, WINDOW_APP)
+                    .await?
+                    .unwrap_or(0);
+                if committed < meta.seq {
+                    tracing::info!(table = %target, windows = m.pending.len(), "finishing interrupted window emission");
+                    self.commit_emission(i, &m.pending, meta.seq).await?;
+                } else {
+                    self.windows[i].mark_clean(&m.pending);
+                }
+                if let Some(m) = self.meta.get_mut(&target) {
+                    m.pending.clear();
+                }
+                self.windows[i].evict(self.watermark, self.timing.lateness_us);
+            }
+        }
+        self.next_seq = tx_version.max(ck_seq) + 1;
+        // Replay transactions the window tables have not seen (crash after the
+        // transactions commit, or a newly added query).
+        let mut replayed = 0usize;
+        for i in 0..self.windows.len() {
+            let target = self.windows[i].query.target.clone();
+            let applied = self.meta.get(&target).map_or(0, |m| m.applied_seq);
+            if applied >= tx_version {
+                continue;
+            }
+            let rows = self
+                .store
+                .query(&format!(
+                    "SELECT * FROM transactions WHERE ingest_seq > {applied}"
+                ))
+                .await?;
+            replayed += rows.iter().map(|b| b.num_rows()).sum::<usize>();
+            self.aggregate(i, rows).await?;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "replayed transactions into window tables"
+            );
+            let seq = self.take_seq();
+            self.finish_batch(seq, true).await?;
+        }
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            seen = self.seen.len(),
+            "engine recovered"
+        );
+        Ok(())
+    }
+
+    fn take_seq(&mut self) -> i64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    /// Window tables produced by the queries.
+    pub fn window_tables(&self) -> Vec<String> {
+        self.windows
+            .iter()
+            .map(|w| w.query.target.clone())
+            .collect()
+    }
+
+    /// Processes one chunk as a micro-batch.
+    pub async fn ingest(&mut self, chunk: Chunk) -> Result<Counts> {
+        let seq = self.take_seq();
+        let mut counts = Counts::default();
+        let records = chunk.records;
+        let n = records.num_rows();
+        let mut rejects = chunk.rejects;
+
+        // 1. Dedup against the store and earlier rows of this batch.
+        let txid = records.column(1).as_string::<i32>();
+        let hash = records.column(11).as_primitive::<Int64Type>();
+        let mut keep = Vec::with_capacity(n);
+        let mut inserted = Vec::new();
+        for i in 0..n {
+            let key = key_hash(&chunk.source, txid.value(i));
+            match self.seen.get(&key) {
+                None => {
+                    self.seen.insert(key, hash.value(i));
+                    inserted.push(key);
+                    keep.push(true);
+                }
+                Some(h) if *h == hash.value(i) => {
+                    counts.duplicates += 1;
+                    keep.push(false);
+                }
+                Some(_) => {
+                    rejects.push(Reject {
+                        source: chunk.source.clone(),
+                        file: chunk.positions.file.as_deref().map(str::to_string),
+                        line: (i < chunk.positions.len()).then(|| chunk.positions.line(i)),
+                        transaction_id: Some(txid.value(i).to_string()),
+                        reason: Reason::ConflictingDuplicate,
+                        detail: "same source and transaction_id as a stored record with different content; the first version is kept".into(),
+                        raw: if i < chunk.positions.len() { chunk.positions.raw(i).to_vec() } else { Vec::new() },
+                    });
+                    keep.push(false);
+                }
+            }
+        }
+        let result = self
+            .commit_batch(seq, &chunk.source, records, keep, rejects, &mut counts)
+            .await;
+        if result.is_err() {
+            for k in inserted {
+                self.seen.remove(&k);
+            }
+        }
+        result?;
+        Ok(counts)
+    }
+
+    async fn commit_batch(
+        &mut self,
+        seq: i64,
+        _source: &str,
+        records: RecordBatch,
+        keep: Vec<bool>,
+        rejects: Vec<Reject>,
+        counts: &mut Counts,
+    ) -> Result<()> {
+        let filtered = filter_record_batch(&records, &BooleanArray::from(keep))?;
+        let accepted = filtered.num_rows();
+        let now = chrono::Utc::now().timestamp_micros();
+        let mut cols = filtered.columns().to_vec();
+        cols[12] =
+            Arc::new(TimestampMicrosecondArray::from(vec![now; accepted]).with_timezone("UTC"))
+                as ArrayRef;
+        cols[13] = Arc::new(Int64Array::from(vec![seq; accepted])) as ArrayRef;
+        let incoming = RecordBatch::try_new(INCOMING.clone(), cols)?;
+
+        // 2. Transform.
+        let tx = if accepted > 0 {
+            run_sql(
+                &self.ctx,
+                INCOMING_TABLE,
+                vec![incoming],
+                &self.queries.transform.select_sql,
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+
+        // 3. Quarantine (dedup by position + raw text), then transactions.
+        counts.quarantined = rejects.len() as u64;
+        let fresh: Vec<(u128, Reject)> = rejects
+            .into_iter()
+            .map(|r| {
+                (
+                    reject_hash(
+                        &r.source,
+                        r.file.as_deref(),
+                        r.line.map(|l| l as i64),
+                        &r.raw,
+                    ),
+                    r,
+                )
+            })
+            .filter(|(h, _)| !self.quarantined.contains(h))
+            .collect();
+        if !fresh.is_empty() {
+            let batch = quarantine_batch(fresh.iter().map(|(_, r)| r), now)?;
+            self.store.append("quarantine", vec![batch], None).await?;
+            self.quarantined.extend(fresh.iter().map(|(h, _)| *h));
+        }
+        if accepted > 0 {
+            self.store
+                .append(TRANSACTIONS, tx.clone(), Some((TX_APP, seq)))
+                .await?;
+        }
+        counts.accepted = accepted as u64;
+
+        // 4. Windows.
+        for i in 0..self.windows.len() {
+            self.aggregate(i, tx.clone()).await?;
+        }
+        if let Some(m) = tx
+            .iter()
+            .filter_map(|b| b.column_by_name("event_time"))
+            .filter_map(|c| max(c.as_primitive::<TimestampMicrosecondType>()))
+            .max()
+        {
+            self.max_event_time = Some(self.max_event_time.map_or(m, |x| x.max(m)));
+            self.watermark = self.max_event_time.map(|t| t - self.timing.delay_us);
+        }
+        self.finish_batch(seq, false).await
+    }
+
+    /// Runs window query `i` on transformed records and merges the partials,
+    /// reloading evicted windows from the store first.
+    async fn aggregate(&mut self, i: usize, tx: Vec<RecordBatch>) -> Result<()> {
+        if tx.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        let sql = self.windows[i].query.partial_sql.clone();
+        let partials = run_sql(&self.ctx, TRANSACTIONS, tx, &sql).await?;
+        let target = self.windows[i].query.target.clone();
+        let max_emitted = self.meta.get(&target).and_then(|m| m.max_emitted);
+        let missing: BTreeSet<i64> = self.windows[i]
+            .missing(&partials)?
+            .into_iter()
+            .filter(|s| max_emitted.is_some_and(|m| *s <= m))
+            .collect();
+        if !missing.is_empty() {
+            let ctx = new_context();
+            self.store.register(&ctx, &target).await?;
+            let starts: Vec<i64> = missing.iter().copied().collect();
+            let stored = ctx
+                .table(target.as_str())
+                .await?
+                .filter(starts_predicate(&starts))?
+                .collect()
+                .await?;
+            self.windows[i].load(&stored, None)?;
+            self.windows[i].touch(&missing);
+        }
+        self.windows[i].merge(&partials)
+    }
+
+    /// Ends a micro-batch: checkpoint, emit due windows, evict.
+    async fn finish_batch(&mut self, seq: i64, flush: bool) -> Result<()> {
+        let mut due = Vec::new();
+        for w in &self.windows {
+            let starts = w.due(self.watermark, self.timing.lateness_us, flush);
+            let m = self.meta.entry(w.query.target.clone()).or_default();
+            m.pending = starts.clone();
+            m.applied_seq = m.applied_seq.max(seq);
+            due.push(starts);
+        }
+        self.write_checkpoint(seq)?;
+        for (i, starts) in due.iter().enumerate() {
+            if !starts.is_empty() {
+                self.commit_emission(i, starts, seq).await?;
+            }
+            let lateness = self.timing.lateness_us;
+            let wm = self.watermark;
+            self.windows[i].evict(wm, lateness);
+            if let Some(m) = self.meta.get_mut(&self.windows[i].query.target) {
+                m.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit_emission(&mut self, i: usize, starts: &[i64], seq: i64) -> Result<()> {
+        let batch = self.windows[i].build(starts, false)?;
+        let target = self.windows[i].query.target.clone();
+        self.store
+            .replace(
+                &target,
+                batch,
+                starts_predicate(starts),
+                Some((WINDOW_APP, seq)),
+            )
+            .await?;
+        self.windows[i].mark_clean(starts);
+        let m = self.meta.entry(target).or_default();
+        let top = starts.iter().copied().max();
+        m.max_emitted = m.max_emitted.max(top);
+        Ok(())
+    }
+
+    /// End of a bounded input: emits every changed window.
+    pub async fn flush(&mut self) -> Result<()> {
+        let seq = self.take_seq();
+        self.finish_batch(seq, true).await
+    }
+
+    fn write_checkpoint(&self, seq: i64) -> Result<()> {
+        let meta = CheckpointMeta {
+            seq,
+            watermark: self.watermark,
+            max_event_time: self.max_event_time,
+            tables: self.meta.clone(),
+        };
+        let tmp = self.checkpoint_dir.join(format!(".tmp-{seq}"));
+        let dir = self.checkpoint_dir.join(format!("{seq:020}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        for w in &self.windows {
+            let path = tmp.join(format!("{}.arrow", w.query.target));
+            let batch = w.snapshot()?;
+            let file = std::fs::File::create(&path).map_err(io_err(&path))?;
+            let mut writer = FileWriter::try_new(file, batch.schema().as_ref())?;
+            writer.write(&batch)?;
+            writer.finish()?;
+            writer.into_inner()?.sync_all().map_err(io_err(&path))?;
+        }
+        let meta_path = tmp.join("meta.json");
+        let text = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Store(e.to_string()))?;
+        std::fs::write(&meta_path, text).map_err(io_err(&meta_path))?;
+        std::fs::File::open(&meta_path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&meta_path))?;
+        std::fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
+        if let Ok(d) = std::fs::File::open(&self.checkpoint_dir) {
+            let _ = d.sync_all();
+        }
+        // Keep only the newest checkpoint.
+        for entry in std::fs::read_dir(&self.checkpoint_dir)
+            .map_err(io_err(&self.checkpoint_dir))?
+            .flatten()
+        {
+            let p = entry.path();
+            if p != dir
+                && p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+            {
+                let _ = std::fs::remove_dir_all(&p);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_checkpoint(&self) -> Result<Option<(CheckpointMeta, HashMap<String, RecordBatch>)>> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.checkpoint_dir)
+            .map_err(io_err(&self.checkpoint_dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                    && p.join("meta.json").is_file()
+            })
+            .collect();
+        dirs.sort();
+        let Some(dir) = dirs.pop() else {
+            return Ok(None);
+        };
+        let meta_path = dir.join("meta.json");
+        let text = std::fs::read(&meta_path).map_err(io_err(&meta_path))?;
+        let meta: CheckpointMeta = serde_json::from_slice(&text)
+            .map_err(|e| Error::Store(format!("{}: {e}", meta_path.display())))?;
+        let mut states = HashMap::new();
+        for w in &self.windows {
+            let path = dir.join(format!("{}.arrow", w.query.target));
+            if !path.is_file() {
+                continue;
+            }
+            let file = std::fs::File::open(&path).map_err(io_err(&path))?;
+            let reader = FileReader::try_new(file, None)?;
+            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+            if let Some(b) = batches.first() {
+                let all = datafusion::arrow::compute::concat_batches(&b.schema(), &batches)?;
+                states.insert(w.query.target.clone(), all);
+            }
+        }
+        Ok(Some((meta, states)))
+    }
+}
+
+fn quarantine_batch<'a>(
+    rejects: impl Iterator<Item = &'a Reject>,
+    now: i64,
+) -> Result<RecordBatch> {
+    let rejects: Vec<&Reject> = rejects.collect();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.source.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rejects.iter().map(|r| r.file.as_deref()),
+        )),
+        Arc::new(Int64Array::from_iter(
+            rejects.iter().map(|r| r.line.map(|l| l as i64)),
+        )),
+        Arc::new(StringArray::from_iter(
+            rejects.iter().map(|r| r.transaction_id.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.reason.code()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.detail.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.raw).into_owned()),
+        )),
+        Arc::new(BinaryArray::from_iter_values(
+            rejects.iter().map(|r| r.raw.as_slice()),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(vec![now; rejects.len()]).with_timezone("UTC")),
+    ];
+    let _ = ts_type();
+    Ok(RecordBatch::try_new(QUARANTINE.clone(), cols)?)
+}

@@ -1,0 +1,217 @@
+//! The embedded store: one Delta Lake table per name under `<data_dir>/tables/`.
+//!
+//! Writes are atomic Delta commits. A commit may carry an application
+//! transaction (app id + version); the engine uses it as its batch sequence so
+//! a crash between two commits is detected and replayed exactly once. Window
+//! tables are updated with `replace_where` on the emitted window starts, so a
+//! corrected window replaces its old rows in the same commit.
+//! Every table is queryable with DataFusion SQL through [`Store::context`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::{Expr, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::DeltaTable;
+
+use crate::error::{io_err, Error, Result};
+
+pub struct Store {
+    root: PathBuf,
+    cache: HashMap<String, DeltaTable>,
+}
+
+impl Store {
+    /// Opens (creating the directory if needed) the store under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let root = data_dir.join("tables");
+        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        Ok(Store {
+            root,
+            cache: HashMap::new(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).join("_delta_log").is_dir()
+    }
+
+    /// Names of all tables present.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io_err(&self.root))? {
+            let entry = entry.map_err(io_err(&self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if self.exists(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn url(&self, name: &str) -> Result<url::Url> {
+        let path = self.path(name);
+        std::fs::create_dir_all(&path).map_err(io_err(&path))?;
+        Ok(deltalake::ensure_table_uri(path.to_string_lossy())?)
+    }
+
+    async fn take(&mut self, name: &str) -> Result<DeltaTable> {
+        if let Some(t) = self.cache.remove(name) {
+            return Ok(t);
+        }
+        let url = self.url(name)?;
+        if self.exists(name) {
+            Ok(deltalake::open_table(url).await?)
+        } else {
+            Ok(DeltaTable::try_from_url(url).await?)
+        }
+    }
+
+    /// Creates an empty table with this schema if it does not exist.
+    pub async fn ensure(&mut self, name: &str, schema: SchemaRef) -> Result<()> {
+        if self.exists(name) {
+            return Ok(());
+        }
+        let empty = RecordBatch::new_empty(crate::schema::nullable(&schema));
+        self.append(name, vec![empty], None).await
+    }
+
+    /// Appends batches in one commit, optionally recording `(app_id, version)`.
+    /// New columns are merged into the table schema.
+    pub async fn append(
+        &mut self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        txn: Option<(&str, i64)>,
+    ) -> Result<()> {
+        let table = self.take(name).await?;
+        let batches = batches
+            .into_iter()
+            .map(|b| relax(&b))
+            .collect::<Result<Vec<_>>>()?;
+        let mut builder = table
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_schema_mode(SchemaMode::Merge);
+        if let Some((app, version)) = txn {
+            builder = builder.with_commit_properties(
+                CommitProperties::default()
+                    .with_application_transaction(Transaction::new(app, version)),
+            );
+        }
+        let table = builder.await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(())
+    }
+
+    /// Replaces the rows matching `predicate` with `batch` in one commit.
+    pub async fn replace(
+        &mut self,
+        name: &str,
+        batch: RecordBatch,
+        predicate: Expr,
+        txn: Option<(&str, i64)>,
+    ) -> Result<()> {
+        if !self.exists(name) {
+            return self.append(name, vec![batch], txn).await;
+        }
+        let table = self.take(name).await?;
+        let mut builder = table
+            .write(vec![relax(&batch)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate);
+        if let Some((app, version)) = txn {
+            builder = builder.with_commit_properties(
+                CommitProperties::default()
+                    .with_application_transaction(Transaction::new(app, version)),
+            );
+        }
+        let table = builder.await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(())
+    }
+
+    /// The last version committed for an application id, if any.
+    pub async fn app_version(&mut self, name: &str, app_id: &str) -> Result<Option<i64>> {
+        if !self.exists(name) {
+            return Ok(None);
+        }
+        let table = self.take(name).await?;
+        let v = table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await;
+        self.cache.insert(name.to_string(), table);
+        Ok(v?)
+    }
+
+    /// Registers a table (if it exists) on a session under its own name.
+    pub async fn register(&mut self, ctx: &SessionContext, name: &str) -> Result<bool> {
+        if !self.exists(name) {
+            return Ok(false);
+        }
+        let table = self.take(name).await?;
+        let provider = table.table_provider().await;
+        self.cache.insert(name.to_string(), table);
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, provider?)?;
+        Ok(true)
+    }
+
+    /// A session with every table registered and the UDFs available.
+    pub async fn context(&mut self) -> Result<SessionContext> {
+        let ctx = new_context();
+        for name in self.table_names()? {
+            self.register(&ctx, &name).await?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs SQL over all tables.
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let ctx = self.context().await?;
+        Ok(ctx.sql(sql).await?.collect().await?)
+    }
+}
+
+/// A DataFusion session with FinOpsia's UDFs registered.
+pub fn new_context() -> SessionContext {
+    let config = datafusion::prelude::SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    finopsia_udfs::register_all(&ctx);
+    ctx
+}
+
+/// Re-labels a batch with an all-nullable schema (tables are all-nullable).
+fn relax(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = crate::schema::nullable(batch.schema().as_ref());
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        batch.columns().to_vec(),
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
+}
+
+impl From<Error> for datafusion::error::DataFusionError {
+    fn from(e: Error) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}

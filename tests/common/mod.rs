@@ -1,0 +1,94 @@
+//! Helpers for end-to-end tests of the `finopsia` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_finopsia"))
+}
+
+pub fn finopsia(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("FINOPSIA_CONFIG")
+        .output()
+        .expect("run finopsia")
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = finopsia(args);
+    assert!(
+        out.status.success(),
+        "finopsia {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8 stdout")
+}
+
+/// `finopsia import --json`, parsed.
+pub fn import(data: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["import", "--json", "--data-dir", data.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    serde_json::from_str(ok(&args).trim()).expect("import prints JSON")
+}
+
+/// `finopsia query --format json`, parsed into rows.
+pub fn query(data: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = ok(&[
+        "query",
+        "--format",
+        "json",
+        "--data-dir",
+        data.to_str().unwrap(),
+        sql,
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r.as_object().expect("object").clone())
+        .collect()
+}
+
+pub fn int(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> i64 {
+    row.get(key)
+        .and_then(|v| v.as_i64())
+        .unwrap_or_else(|| panic!("{key} missing in {row:?}"))
+}
+
+pub fn text<'a>(row: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> &'a str {
+    row.get(key).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+/// Exact minor units from a decimal string, independent of the engine's parser.
+pub fn minor(amount: &str, exponent: u32) -> i64 {
+    let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
+    let mut frac = frac.to_string();
+    while frac.len() < exponent as usize {
+        frac.push('0');
+    }
+    format!("{int}{frac}").parse().unwrap()
+}
+
+/// cashflow_daily must equal a batch GROUP BY over transactions.
+pub fn assert_windows_match_batch(data: &std::path::Path) {
+    let cols = "CAST(window_start AS VARCHAR) AS d, account_id, currency, COALESCE(category, '') AS category, inflow_minor, outflow_minor, net_minor, tx_count";
+    let streamed = query(
+        data,
+        &format!("SELECT {cols} FROM cashflow_daily ORDER BY d, account_id, currency, category"),
+    );
+    let batch = query(
+        data,
+        "SELECT CAST(date_bin(INTERVAL '1 day', event_time) AS VARCHAR) AS d, account_id, currency, COALESCE(category, '') AS category, \
+         SUM(CASE WHEN amount_minor > 0 THEN amount_minor ELSE 0 END) AS inflow_minor, \
+         SUM(CASE WHEN amount_minor < 0 THEN -amount_minor ELSE 0 END) AS outflow_minor, \
+         SUM(amount_minor) AS net_minor, COUNT(*) AS tx_count \
+         FROM transactions GROUP BY 1, 2, 3, 4 ORDER BY d, account_id, currency, category",
+    );
+    assert!(!batch.is_empty());
+    assert_eq!(streamed, batch);
+}
