@@ -131,7 +131,7 @@ fn init_logging(config: &Config) {
     let default = if level.contains('=') || level.contains(',') {
         level.clone()
     } else {
-        format!("warn,finopsia={level},finopsia_pipeline={level},finopsia_udfs={level}")
+        format!("warn,buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error,finopsia={level},finopsia_pipeline={level},finopsia_udfs={level}")
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Writes `rows` valid rows (and a bad row every 1000) and returns their exact total.
 fn write_big_csv(path: &Path, rows: usize) -> i64 {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(
@@ -34,6 +35,9 @@ fn write_big_csv(path: &Path, rows: usize) -> i64 {
             i % 24
         )
         .unwrap();
+        if i % 1000 == 0 {
+            writeln!(f, "bad{i},acc,1.001,USD,inflow,x,2024-02-01").unwrap();
+        }
     }
     total
 }
@@ -84,15 +88,28 @@ fn kill_during_import_then_rerun_keeps_every_record_once() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
+    check_rerun_is_exactly_once(&data, &input, rows, total, true);
+}
+
+fn check_rerun_is_exactly_once(
+    data: &Path,
+    input: &Path,
+    rows: usize,
+    total: i64,
+    interrupted: bool,
+) {
+    let data = data.to_path_buf();
     let stored = query(&data, "SELECT COUNT(*) AS n FROM transactions");
-    assert!(
-        int(&stored[0], "n") > 0,
-        "the kills happened after some commits"
-    );
-    assert!(
-        int(&stored[0], "n") < rows as i64,
-        "the first import was interrupted"
-    );
+    if interrupted {
+        assert!(
+            int(&stored[0], "n") > 0,
+            "the crash came after some commits"
+        );
+        assert!(
+            int(&stored[0], "n") < rows as i64,
+            "the first import was interrupted"
+        );
+    }
 
     let r = import(&data, &["--source", "import", input.to_str().unwrap()]);
     assert_eq!(
@@ -105,4 +122,51 @@ fn kill_during_import_then_rerun_keeps_every_record_once() {
     assert_eq!(int(&s[0], "d"), rows as i64);
     assert_eq!(int(&s[0], "total"), total);
     assert_windows_match_batch(&data);
+}
+
+/// Aborts at each commit boundary of a micro-batch (fault injection), then
+/// re-runs the import: nothing lost, nothing doubled, quarantine unique.
+#[test]
+fn abort_at_each_commit_boundary_then_rerun() {
+    for point in [
+        "after_quarantine",
+        "after_transactions",
+        "after_checkpoint",
+        "after_emission",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let input = tmp.path().join("big.csv");
+        let rows = 30_000;
+        let total = write_big_csv(&input, rows);
+        let out = Command::new(bin())
+            .args([
+                "import",
+                "--data-dir",
+                data.to_str().unwrap(),
+                input.to_str().unwrap(),
+            ])
+            .env("FINOPSIA__ENGINE__BATCH_ROWS", "5000")
+            .env("FINOPSIA__ENGINE__ALLOWED_LATENESS", "0")
+            .env("FINOPSIA_CRASH_AT", point)
+            .env("FINOPSIA_CRASH_AFTER", "3")
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{point}: the import should have aborted"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains(point));
+        check_rerun_is_exactly_once(&data, &input, rows, total, true);
+        let q = query(
+            &data,
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT line) AS d FROM quarantine",
+        );
+        assert_eq!(int(&q[0], "n"), (rows as i64 + 999) / 1000, "{point}");
+        assert_eq!(
+            int(&q[0], "d"),
+            int(&q[0], "n"),
+            "{point}: no quarantine row twice"
+        );
+    }
 }

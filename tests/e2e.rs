@@ -260,3 +260,59 @@ fn ndjson_import() {
     let s = query(&data, "SELECT SUM(amount_minor) AS s FROM transactions");
     assert_eq!(int(&s[0], "s"), 1025);
 }
+
+#[test]
+fn adding_a_query_file_creates_and_backfills_a_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let first = tmp.path().join("first.csv");
+    let header =
+        "transaction_id,account_id,amount,currency,direction,description,transaction_date\n";
+    std::fs::write(
+        &first,
+        format!(
+            "{header}a1,acc,1.00,USD,inflow,x,2024-01-01\na2,acc,2.00,EUR,outflow,x,2024-01-09\n"
+        ),
+    )
+    .unwrap();
+    import(&data, &[first.to_str().unwrap()]);
+
+    let queries = tmp.path().join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    for f in ["transform.sql", "cashflow_daily.sql"] {
+        std::fs::copy(root.join(f), queries.join(f)).unwrap();
+    }
+    std::fs::write(
+        queries.join("weekly_by_currency.sql"),
+        "INSERT INTO weekly_by_currency SELECT tumble(interval '7 days') AS window, currency, SUM(amount_minor) AS net_minor, COUNT(*) AS n FROM transactions GROUP BY window, currency",
+    )
+    .unwrap();
+    let second = tmp.path().join("second.csv");
+    std::fs::write(
+        &second,
+        format!("{header}b1,acc,4.00,USD,inflow,x,2024-01-02\n"),
+    )
+    .unwrap();
+    import(
+        &data,
+        &[
+            "--queries",
+            queries.to_str().unwrap(),
+            second.to_str().unwrap(),
+        ],
+    );
+
+    let streamed = query(&data, "SELECT CAST(window_start AS VARCHAR) AS w, currency, net_minor, n FROM weekly_by_currency ORDER BY w, currency");
+    let batch = query(
+        &data,
+        "SELECT CAST(date_bin(INTERVAL '7 days', event_time) AS VARCHAR) AS w, currency, SUM(amount_minor) AS net_minor, COUNT(*) AS n \
+         FROM transactions GROUP BY 1, 2 ORDER BY w, currency",
+    );
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert_eq!(
+        streamed, batch,
+        "history before the query existed is included"
+    );
+    assert_windows_match_batch(&data);
+}

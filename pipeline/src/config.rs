@@ -48,9 +48,11 @@ pub struct EngineConfig {
     /// Maximum records per micro-batch (one store commit each).
     pub batch_rows: usize,
     /// Watermark = highest event time seen minus this delay.
+    #[serde(deserialize_with = "text_or_number")]
     pub watermark_delay: String,
     /// A window is emitted (and its state leaves memory) once the watermark
     /// passes its end plus this lateness. Later records still update it.
+    #[serde(deserialize_with = "text_or_number")]
     pub allowed_lateness: String,
 }
 
@@ -80,6 +82,7 @@ pub struct InboxConfig {
     /// sibling `processed/` or `failed/` directories.
     pub dir: Option<PathBuf>,
     /// How often the inbox is scanned.
+    #[serde(deserialize_with = "text_or_number")]
     pub poll_interval: String,
     /// Source name recorded for inbox files.
     pub source: String,
@@ -188,6 +191,23 @@ impl Config {
     }
 }
 
+/// Accepts a string or a bare number (so `FINOPSIA__ENGINE__ALLOWED_LATENESS=0`
+/// works although the env value parses as an integer).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Int(i64),
+        Float(f64),
+    }
+    Ok(match TextOrNumber::deserialize(d)? {
+        TextOrNumber::Text(s) => s,
+        TextOrNumber::Int(i) => i.to_string(),
+        TextOrNumber::Float(f) => f.to_string(),
+    })
+}
+
 /// `FINOPSIA__ENGINE__BATCH_ROWS=1000` sets `engine.batch_rows`. Values are
 /// parsed as TOML when they parse (numbers, booleans), else taken as strings.
 fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
@@ -257,11 +277,17 @@ mod tests {
                 "1000".to_string(),
             ),
             ("FINOPSIA__DATA_DIR".to_string(), "/tmp/x".to_string()),
+            (
+                "FINOPSIA__ENGINE__ALLOWED_LATENESS".to_string(),
+                "0".to_string(),
+            ),
             ("OTHER".to_string(), "1".to_string()),
         ];
         apply_env(&mut t, vars.into_iter()).unwrap();
         let cfg: Config = toml::Value::Table(t).try_into().unwrap();
         assert_eq!(cfg.engine.batch_rows, 1000);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.engine.allowed_lateness, "0");
+        cfg.validate().unwrap();
     }
 }

@@ -199,6 +199,19 @@ pub fn field_text<'a>(buf: &'a [u8], f: &FieldRange) -> Option<std::borrow::Cow<
     })
 }
 
+/// A field's text within a record already checked to be UTF-8 (`rec` starts
+/// at buffer offset `offset`): trimmed, `""` unescaped. Field boundaries are
+/// ASCII delimiters, so slicing cannot split a character.
+pub fn field_in<'a>(rec: &'a str, offset: usize, f: &FieldRange) -> std::borrow::Cow<'a, str> {
+    let text =
+        rec[f.start - offset..f.end - offset].trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
+    if f.escaped {
+        std::borrow::Cow::Owned(text.replace("\"\"", "\""))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A record's raw bytes without its line terminator.
 pub fn raw_span(buf: &[u8], start: usize, end: usize) -> &[u8] {
     let mut e = end;

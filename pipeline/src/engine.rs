@@ -47,6 +47,16 @@ use crate::window::WindowState;
 const TX_APP: &str = "finopsia-transactions";
 const WINDOW_APP: &str = "finopsia-windows";
 
+/// Receives every window emission after it is committed to the store: the
+/// first emission of a window and each corrected re-emission after late
+/// data. Sinks (InfluxDB, alerts) buffer on their own; an error is logged and
+/// does not stop the pipeline, since the store already holds the rows.
+pub trait Sink: Send {
+    fn name(&self) -> &str;
+    /// `rows` has the window table's schema (window_start, window_end, keys, aggregates).
+    fn emit(&mut self, table: &str, rows: &RecordBatch) -> Result<()>;
+}
+
 /// Counts for one micro-batch or a whole import.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -98,22 +108,71 @@ pub struct Engine {
     meta: BTreeMap<String, TableMeta>,
     timing: Timing,
     /// (source, transaction_id) hash → content hash.
-    seen: HashMap<u128, i64>,
+    seen: HashMap<u128, i64, KeyBuild>,
     /// Hashes of quarantined (source, file, line, raw).
-    quarantined: HashSet<u128>,
+    quarantined: HashSet<u128, KeyBuild>,
     next_seq: i64,
     watermark: Option<i64>,
     max_event_time: Option<i64>,
     checkpoint_dir: PathBuf,
     transform_checked: bool,
+    sinks: Vec<Box<dyn Sink>>,
 }
 
-fn key_hash(source: &str, txid: &str) -> u128 {
-    let mut buf = Vec::with_capacity(source.len() + txid.len() + 1);
-    buf.extend_from_slice(source.as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(txid.as_bytes());
-    xxh3_128(&buf)
+/// Keys of the dedup maps are already xxh3-128 hashes: use their low bits
+/// directly instead of hashing them again.
+#[derive(Default)]
+struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+type KeyBuild = std::hash::BuildHasherDefault<PrehashedKey>;
+
+/// Fault injection for crash tests: with `FINOPSIA_CRASH_AT=<point>` (and
+/// optionally `FINOPSIA_CRASH_AFTER=<n>`, default 1) the process aborts, like
+/// `kill -9`, the n-th time it reaches that point. Points: `after_quarantine`,
+/// `after_transactions`, `after_checkpoint`, `after_emission`. Unset in
+/// normal operation (one relaxed atomic load per commit).
+fn crash_point(name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::LazyLock;
+    static TARGET: LazyLock<Option<(String, u64)>> = LazyLock::new(|| {
+        let at = std::env::var("FINOPSIA_CRASH_AT").ok()?;
+        let after = std::env::var("FINOPSIA_CRASH_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        Some((at, after))
+    });
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    if let Some((at, after)) = TARGET.as_ref() {
+        if at == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 >= *after {
+            eprintln!("FINOPSIA_CRASH_AT={name}: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Seed for the dedup key hashes of one source.
+fn source_seed(source: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(source.as_bytes())
+}
+
+/// Hash of the dedup key (source, transaction_id).
+fn key_hash(seed: u64, txid: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(txid.as_bytes(), seed)
 }
 
 fn reject_hash(source: &str, file: Option<&str>, line: Option<i64>, raw: &[u8]) -> u128 {
@@ -159,6 +218,16 @@ async fn run_sql(
 impl Engine {
     /// Opens the store under `data_dir`, plans the queries, and recovers.
     pub async fn open(data_dir: &Path, cfg: &EngineConfig, queries: Queries) -> Result<Engine> {
+        Self::open_with_sinks(data_dir, cfg, queries, Vec::new()).await
+    }
+
+    /// Like [`Engine::open`], with sinks that also see emissions made while recovering.
+    pub async fn open_with_sinks(
+        data_dir: &Path,
+        cfg: &EngineConfig,
+        queries: Queries,
+        sinks: Vec<Box<dyn Sink>>,
+    ) -> Result<Engine> {
         let store = Store::open(data_dir)?;
         let checkpoint_dir = data_dir.join("state").join("checkpoints");
         std::fs::create_dir_all(&checkpoint_dir).map_err(io_err(&checkpoint_dir))?;
@@ -172,13 +241,14 @@ impl Engine {
                 delay_us: cfg.watermark_delay().as_micros() as i64,
                 lateness_us: cfg.allowed_lateness().as_micros() as i64,
             },
-            seen: HashMap::new(),
-            quarantined: HashSet::new(),
+            seen: HashMap::default(),
+            quarantined: HashSet::default(),
             next_seq: 1,
             watermark: None,
             max_event_time: None,
             checkpoint_dir,
             transform_checked: false,
+            sinks,
         };
         engine.plan().await?;
         engine.recover().await?;
@@ -254,8 +324,10 @@ impl Engine {
             let (src, txid) = (src.as_string::<i32>(), txid.as_string::<i32>());
             let hash = b.column(2).as_primitive::<Int64Type>();
             for i in 0..b.num_rows() {
-                self.seen
-                    .insert(key_hash(src.value(i), txid.value(i)), hash.value(i));
+                self.seen.insert(
+                    key_hash(source_seed(src.value(i)), txid.value(i)),
+                    hash.value(i),
+                );
             }
         }
         for b in self
@@ -391,13 +463,12 @@ impl Engine {
         let txid = records.column(1).as_string::<i32>();
         let hash = records.column(11).as_primitive::<Int64Type>();
         let mut keep = Vec::with_capacity(n);
-        let mut inserted = Vec::new();
+        let seed = source_seed(&chunk.source);
         for i in 0..n {
-            let key = key_hash(&chunk.source, txid.value(i));
+            let key = key_hash(seed, txid.value(i));
             match self.seen.get(&key) {
                 None => {
                     self.seen.insert(key, hash.value(i));
-                    inserted.push(key);
                     keep.push(true);
                 }
                 Some(h) if *h == hash.value(i) => {
@@ -412,28 +483,22 @@ impl Engine {
                         transaction_id: Some(txid.value(i).to_string()),
                         reason: Reason::ConflictingDuplicate,
                         detail: "same source and transaction_id as a stored record with different content; the first version is kept".into(),
-                        raw: if i < chunk.positions.len() { chunk.positions.raw(i).to_vec() } else { Vec::new() },
+                        raw: if i < chunk.positions.len() { chunk.positions.raw(i) } else { Vec::new() },
                     });
                     keep.push(false);
                 }
             }
         }
-        let result = self
-            .commit_batch(seq, &chunk.source, records, keep, rejects, &mut counts)
-            .await;
-        if result.is_err() {
-            for k in inserted {
-                self.seen.remove(&k);
-            }
-        }
-        result?;
+        // On error the in-memory state may be ahead of the store; callers
+        // that continue must reopen the engine (the service does).
+        self.commit_batch(seq, records, keep, rejects, &mut counts)
+            .await?;
         Ok(counts)
     }
 
     async fn commit_batch(
         &mut self,
         seq: i64,
-        _source: &str,
         records: RecordBatch,
         keep: Vec<bool>,
         rejects: Vec<Reject>,
@@ -482,12 +547,14 @@ impl Engine {
         if !fresh.is_empty() {
             let batch = quarantine_batch(fresh.iter().map(|(_, r)| r), now)?;
             self.store.append("quarantine", vec![batch], None).await?;
+            crash_point("after_quarantine");
             self.quarantined.extend(fresh.iter().map(|(h, _)| *h));
         }
         if accepted > 0 {
             self.store
                 .append(TRANSACTIONS, tx.clone(), Some((TX_APP, seq)))
                 .await?;
+            crash_point("after_transactions");
         }
         counts.accepted = accepted as u64;
 
@@ -549,9 +616,11 @@ impl Engine {
             due.push(starts);
         }
         self.write_checkpoint(seq)?;
+        crash_point("after_checkpoint");
         for (i, starts) in due.iter().enumerate() {
             if !starts.is_empty() {
                 self.commit_emission(i, starts, seq).await?;
+                crash_point("after_emission");
             }
             let lateness = self.timing.lateness_us;
             let wm = self.watermark;
@@ -569,12 +638,17 @@ impl Engine {
         self.store
             .replace(
                 &target,
-                batch,
+                batch.clone(),
                 starts_predicate(starts),
                 Some((WINDOW_APP, seq)),
             )
             .await?;
         self.windows[i].mark_clean(starts);
+        for sink in &mut self.sinks {
+            if let Err(error) = sink.emit(&target, &batch) {
+                tracing::error!(sink = sink.name(), table = %target, %error, "sink failed");
+            }
+        }
         let m = self.meta.entry(target).or_default();
         let top = starts.iter().copied().max();
         m.max_emitted = m.max_emitted.max(top);

@@ -20,7 +20,7 @@ use finopsia_udfs::currency::{self, Currency};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::csv::{field_text, raw_span, split_record, FieldRange, Step};
+use crate::csv::{field_in, field_text, raw_span, split_record, FieldRange, Step};
 use crate::error::{io_err, Error, Result};
 use crate::money::{parse_amount, AmountError, AmountUnit};
 use crate::timefmt::parse_time;
@@ -101,28 +101,39 @@ pub struct Chunk {
     pub bytes_read: u64,
 }
 
-/// Where the valid records of a chunk came from: one file, a line and the
-/// raw bytes of each record (stored contiguously).
+/// Where the valid records of a chunk came from: one input, and each
+/// record's line and byte span. The raw bytes are only needed to quarantine a
+/// conflicting duplicate (rare), so for files they are read back from the file
+/// on demand instead of being copied for every record.
 #[derive(Debug, Clone, Default)]
 pub struct Positions {
     pub file: Option<Arc<str>>,
     lines: Vec<u64>,
-    raw: Vec<u8>,
-    ends: Vec<usize>,
+    /// (offset, length): in the file when `readable`, else in `inline`.
+    spans: Vec<(u64, u32)>,
+    readable: Option<std::path::PathBuf>,
+    inline: Vec<u8>,
 }
 
 impl Positions {
-    pub fn new(file: Option<Arc<str>>) -> Positions {
+    pub fn new(file: Option<Arc<str>>, readable: Option<std::path::PathBuf>) -> Positions {
         Positions {
             file,
+            readable,
             ..Default::default()
         }
     }
 
-    pub fn push(&mut self, line: u64, raw: &[u8]) {
+    /// Adds a record found at byte `offset` of the input.
+    pub fn push(&mut self, line: u64, offset: u64, raw: &[u8]) {
         self.lines.push(line);
-        self.raw.extend_from_slice(raw);
-        self.ends.push(self.raw.len());
+        if self.readable.is_some() {
+            self.spans.push((offset, raw.len() as u32));
+        } else {
+            self.spans
+                .push((self.inline.len() as u64, raw.len() as u32));
+            self.inline.extend_from_slice(raw);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -137,9 +148,27 @@ impl Positions {
         self.lines[i]
     }
 
-    pub fn raw(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.raw[start..self.ends[i]]
+    /// The record's raw bytes (empty if the file can no longer be read).
+    pub fn raw(&self, i: usize) -> Vec<u8> {
+        let (offset, len) = self.spans[i];
+        match &self.readable {
+            None => self.inline[offset as usize..offset as usize + len as usize].to_vec(),
+            Some(path) => {
+                use std::io::{Seek, SeekFrom};
+                let mut buf = vec![0; len as usize];
+                let ok = File::open(path)
+                    .and_then(|mut f| {
+                        f.seek(SeekFrom::Start(offset))
+                            .and_then(|_| f.read_exact(&mut buf))
+                    })
+                    .is_ok();
+                if ok {
+                    buf
+                } else {
+                    Vec::new()
+                }
+            }
+        }
     }
 }
 
@@ -303,10 +332,15 @@ impl Valid<'_> {
     /// A stable 64-bit hash of the record's content (everything but its key),
     /// used to tell exact re-deliveries from conflicting versions.
     pub fn content_hash(&self) -> i64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        self.content_hash_with(&mut Vec::with_capacity(128))
+    }
+
+    /// [`Valid::content_hash`] using a caller's scratch buffer (no allocation).
+    pub fn content_hash_with(&self, buf: &mut Vec<u8>) -> i64 {
+        buf.clear();
         let mut s = |b: &[u8]| {
-            h.update(&(b.len() as u64).to_le_bytes());
-            h.update(b);
+            buf.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            buf.extend_from_slice(b);
         };
         s(self.account_id.as_bytes());
         s(&self.amount_minor.to_le_bytes());
@@ -314,16 +348,15 @@ impl Valid<'_> {
         s(&[u8::from(self.inflow)]);
         s(self.description.as_bytes());
         s(&self.event_time.to_le_bytes());
-        s(&self.posted_at.map_or([0xff; 9], |p| {
-            let mut b = [0u8; 9];
-            b[1..].copy_from_slice(&p.to_le_bytes());
-            b
-        }));
+        match self.posted_at {
+            Some(p) => s(&p.to_le_bytes()),
+            None => s(b"\xff"),
+        }
         s(self.category.map_or(b"\xff".as_slice(), |c| c.as_bytes()));
         s(self
             .counterparty
             .map_or(b"\xff".as_slice(), |c| c.as_bytes()));
-        h.digest() as i64
+        xxhash_rust::xxh3::xxh3_64(buf) as i64
     }
 }
 
@@ -433,6 +466,7 @@ struct Builder {
     posted_at: TimestampMicrosecondBuilder,
     content_hash: Int64Builder,
     len: usize,
+    scratch: Vec<u8>,
 }
 
 impl Builder {
@@ -453,6 +487,7 @@ impl Builder {
             posted_at: t(),
             content_hash: Int64Builder::with_capacity(cap),
             len: 0,
+            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -469,7 +504,8 @@ impl Builder {
         self.category.append_option(v.category);
         self.event_time.append_value(v.event_time);
         self.posted_at.append_option(v.posted_at);
-        self.content_hash.append_value(v.content_hash());
+        let hash = v.content_hash_with(&mut self.scratch);
+        self.content_hash.append_value(hash);
         self.len += 1;
     }
 
@@ -517,6 +553,10 @@ pub struct FileDecoder {
     source: String,
     file: Arc<str>,
     fields: Vec<FieldRange>,
+    /// Path to read raw records back from (None for arbitrary readers).
+    readable: Option<std::path::PathBuf>,
+    /// File offset of `buf[0]`.
+    buf_offset: u64,
 }
 
 impl FileDecoder {
@@ -524,13 +564,15 @@ impl FileDecoder {
     /// column is missing).
     pub fn open(path: &Path, format: Format, preset: &Preset, source: &str) -> Result<FileDecoder> {
         let file = File::open(path).map_err(io_err(path))?;
-        Self::from_reader(
+        let mut d = Self::from_reader(
             Box::new(file),
             &path.display().to_string(),
             format,
             preset,
             source,
-        )
+        )?;
+        d.readable = Some(path.to_path_buf());
+        Ok(d)
     }
 
     pub fn from_reader(
@@ -554,6 +596,8 @@ impl FileDecoder {
             source: source.to_string(),
             file: Arc::from(name),
             fields: Vec::with_capacity(16),
+            readable: None,
+            buf_offset: 0,
         };
         d.fill()?;
         if d.buf.starts_with(b"\xef\xbb\xbf") {
@@ -579,6 +623,7 @@ impl FileDecoder {
         }
         if self.pos > 0 {
             self.buf.drain(..self.pos);
+            self.buf_offset += self.pos as u64;
             self.pos = 0;
         }
         let old = self.buf.len();
@@ -660,7 +705,7 @@ impl FileDecoder {
     pub fn next_chunk(&mut self, max_rows: usize) -> Result<Option<Chunk>> {
         let mut builder = Builder::new(max_rows.min(1 << 16));
         let mut rejects = Vec::new();
-        let mut positions = Positions::new(Some(self.file.clone()));
+        let mut positions = Positions::new(Some(self.file.clone()), self.readable.clone());
         let mut rows = 0;
         while rows < max_rows {
             if self.pos >= self.buf.len() {
@@ -753,17 +798,16 @@ impl FileDecoder {
                 None,
             ))
         } else {
+            let record = std::str::from_utf8(&self.buf[start..end]);
             let mut texts: [Option<Cow<'_, str>>; 10] = Default::default();
-            let mut utf8_ok = true;
-            for (i, col) in self.columns.iter().enumerate() {
-                if let Some(c) = col {
-                    match field_text(&self.buf, &self.fields[*c]) {
-                        Some(t) => texts[i] = Some(t),
-                        None => utf8_ok = false,
+            if let Ok(rec) = record {
+                for (i, col) in self.columns.iter().enumerate() {
+                    if let Some(c) = col {
+                        texts[i] = Some(field_in(rec, start, &self.fields[*c]));
                     }
                 }
             }
-            if !utf8_ok {
+            if record.is_err() {
                 Err((Reason::UnparsableLine, "invalid UTF-8".to_string(), None))
             } else {
                 let refs: [Option<&str>; 10] = std::array::from_fn(|i| texts[i].as_deref());
@@ -779,7 +823,7 @@ impl FileDecoder {
             }
         };
         match outcome {
-            Ok(()) => positions.push(line, raw),
+            Ok(()) => positions.push(line, self.buf_offset + start as u64, raw),
             Err((reason, detail, txid)) => {
                 let r = self.reject(line, raw, reason, detail, txid.as_deref());
                 rejects.push(r);
@@ -837,7 +881,7 @@ impl FileDecoder {
             },
         };
         match outcome {
-            Ok(()) => positions.push(line, raw),
+            Ok(()) => positions.push(line, self.buf_offset + start as u64, raw),
             Err((reason, detail, txid)) => {
                 let r = self.reject(line, raw, reason, detail, txid.as_deref());
                 rejects.push(r);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::error::{io_err, Result};
+use crate::error::{io_err, Error, Result};
 use crate::import::run_source;
 use crate::input::{Format, Preset};
 use crate::source::FileSource;
@@ -111,6 +111,13 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
                 }
                 Err(error) => {
                     tracing::error!(file = %path.display(), %error, "file failed");
+                    if !matches!(error, Error::Input { .. }) {
+                        // A store or engine failure may have left in-memory state
+                        // ahead of the store: rebuild it from the store.
+                        engine =
+                            Engine::open(&config.data_dir, &config.engine, load_queries(&config)?)
+                                .await?;
+                    }
                     let dest = move_unique(&path, &failed.join(&name))?;
                     let note = dest.with_file_name(format!(
                         "{}.error.txt",
@@ -135,14 +142,16 @@ async fn summary(engine: &mut Engine) -> Result<()> {
         .await?;
     let text = datafusion::arrow::util::pretty::pretty_format_batches(&counts)?.to_string();
     tracing::info!("transactions:\n{text}");
-    for t in tables {
+    if tables.iter().any(|t| t == "cashflow_daily") {
         let rows = store
-            .query(&format!("SELECT window_start, currency, SUM(inflow_minor) AS inflow_minor, SUM(outflow_minor) AS outflow_minor, SUM(tx_count) AS tx_count FROM {t} GROUP BY window_start, currency ORDER BY window_start DESC LIMIT 5"))
-            .await;
-        if let Ok(rows) = rows {
-            let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)?.to_string();
-            tracing::info!("latest {t} windows:\n{text}");
-        }
+            .query(
+                "SELECT window_start, currency, format_minor(SUM(inflow_minor), currency) AS cash_in, \
+                 format_minor(SUM(outflow_minor), currency) AS cash_out, SUM(tx_count) AS transactions \
+                 FROM cashflow_daily GROUP BY window_start, currency ORDER BY window_start DESC LIMIT 5",
+            )
+            .await?;
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)?.to_string();
+        tracing::info!("latest daily cash flow:\n{text}");
     }
     Ok(())
 }

@@ -25,17 +25,28 @@ pub fn parse_time(text: &str, format: Option<&str>) -> Option<i64> {
 
 fn parse_canonical(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            let s = &b[r];
-            if s.iter().all(u8::is_ascii_digit) {
-                Some(s.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
-            } else {
-                None
-            }
-        };
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let s = b.get(r)?;
+        if s.iter().all(u8::is_ascii_digit) {
+            Some(s.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+        } else {
+            None
+        }
+    };
+    if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
         let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-        return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros());
+        let day_us = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros();
+        if b.len() == 10 {
+            return Some(day_us);
+        }
+        // Fast path for the common `YYYY-MM-DDTHH:MM:SSZ`; anything else
+        // (fractions, offsets, lower-case t, space) goes to chrono.
+        if b.len() == 20 && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z' {
+            let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+            if h < 24 && m < 60 && s < 60 {
+                return Some(day_us + i64::from(h * 3600 + m * 60 + s) * 1_000_000);
+            }
+        }
     }
     DateTime::parse_from_rfc3339(text)
         .ok()

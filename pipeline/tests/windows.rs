@@ -154,3 +154,67 @@ async fn allowed_lateness_delays_emission() {
     assert_eq!(d.get("2024-01-01"), Some(&(100, 1)));
     assert!(!d.contains_key("2024-01-03"));
 }
+
+/// Records emissions: (table, window start date, net_minor) per row.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(String, String, i64)>>>);
+
+impl finopsia_pipeline::engine::Sink for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn emit(
+        &mut self,
+        table: &str,
+        rows: &datafusion::arrow::array::RecordBatch,
+    ) -> finopsia_pipeline::Result<()> {
+        let starts = datafusion::arrow::compute::cast(
+            rows.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let net = rows
+            .column_by_name("net_minor")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        for i in 0..rows.num_rows() {
+            self.0.lock().unwrap().push((
+                table.to_string(),
+                starts.as_string::<i32>().value(i)[..10].to_string(),
+                net.value(i),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn sinks_see_first_and_corrected_emissions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sinks: Vec<Box<dyn finopsia_pipeline::engine::Sink>> =
+        vec![Box::new(Recorder(log.clone()))];
+    let mut engine =
+        Engine::open_with_sinks(tmp.path(), &cfg("0"), Queries::builtin().unwrap(), sinks)
+            .await
+            .unwrap();
+    engine
+        .ingest(chunk(&[("a", "1.00", "2024-01-01T10:00:00Z")]))
+        .await
+        .unwrap();
+    engine
+        .ingest(chunk(&[("b", "1.00", "2024-01-05T10:00:00Z")]))
+        .await
+        .unwrap();
+    engine
+        .ingest(chunk(&[("late", "2.00", "2024-01-01T12:00:00Z")]))
+        .await
+        .unwrap();
+    let got = log.lock().unwrap().clone();
+    let day1: Vec<i64> = got
+        .iter()
+        .filter(|(t, d, _)| t == "cashflow_daily" && d == "2024-01-01")
+        .map(|(_, _, n)| *n)
+        .collect();
+    assert_eq!(day1, vec![100, 300], "emitted, then re-emitted corrected");
+}

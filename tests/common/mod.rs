@@ -90,5 +90,14 @@ pub fn assert_windows_match_batch(data: &std::path::Path) {
          FROM transactions GROUP BY 1, 2, 3, 4 ORDER BY d, account_id, currency, category",
     );
     assert!(!batch.is_empty());
-    assert_eq!(streamed, batch);
+    if streamed != batch {
+        let first = streamed.iter().zip(&batch).position(|(a, b)| a != b);
+        panic!(
+            "cashflow_daily ({} rows) differs from the batch GROUP BY ({} rows); first difference at {first:?}: {:?} vs {:?}",
+            streamed.len(),
+            batch.len(),
+            first.and_then(|i| streamed.get(i)),
+            first.and_then(|i| batch.get(i)),
+        );
+    }
 }

@@ -187,24 +187,32 @@ pub struct Currency {
     pub exponent: u8,
 }
 
+/// Index of every three-letter code (26³ slots) into `CURRENCIES`, or -1.
+static INDEX: std::sync::LazyLock<Vec<i16>> = std::sync::LazyLock::new(|| {
+    let mut index = vec![-1i16; 26 * 26 * 26];
+    for (i, (code, _)) in CURRENCIES.iter().enumerate() {
+        let b = code.as_bytes();
+        index[slot(b[0], b[1], b[2])] = i as i16;
+    }
+    index
+});
+
+fn slot(a: u8, b: u8, c: u8) -> usize {
+    let l = |x: u8| usize::from(x.to_ascii_uppercase() - b'A');
+    (l(a) * 26 + l(b)) * 26 + l(c)
+}
+
 /// Looks a code up in any letter case (surrounding whitespace not allowed).
 pub fn lookup(code: &str) -> Option<Currency> {
-    let bytes = code.as_bytes();
-    if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_alphabetic) {
+    let b = code.as_bytes();
+    if b.len() != 3 || !b.iter().all(u8::is_ascii_alphabetic) {
         return None;
     }
-    let upper = [
-        bytes[0].to_ascii_uppercase(),
-        bytes[1].to_ascii_uppercase(),
-        bytes[2].to_ascii_uppercase(),
-    ];
-    CURRENCIES
-        .binary_search_by(|(c, _)| c.as_bytes().cmp(&upper[..]))
-        .ok()
-        .map(|i| Currency {
-            code: CURRENCIES[i].0,
-            exponent: CURRENCIES[i].1,
-        })
+    let i = INDEX[slot(b[0], b[1], b[2])];
+    (i >= 0).then(|| {
+        let (code, exponent) = CURRENCIES[i as usize];
+        Currency { code, exponent }
+    })
 }
 
 /// Exponent (minor-unit digits) of a currency code, any letter case.
