@@ -277,17 +277,13 @@ fn adding_a_query_file_creates_and_backfills_a_table() {
     .unwrap();
     import(&data, &[first.to_str().unwrap()]);
 
-    let queries = tmp.path().join("queries");
-    std::fs::create_dir_all(&queries).unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
-    for f in ["transform.sql", "cashflow_daily.sql"] {
-        std::fs::copy(root.join(f), queries.join(f)).unwrap();
-    }
-    std::fs::write(
-        queries.join("weekly_by_currency.sql"),
-        "INSERT INTO weekly_by_currency SELECT tumble(interval '7 days') AS window, currency, SUM(amount_minor) AS net_minor, COUNT(*) AS n FROM transactions GROUP BY window, currency",
-    )
-    .unwrap();
+    let queries = queries_dir(
+        tmp.path(),
+        &[(
+            "weekly_by_currency.sql",
+            "INSERT INTO weekly_by_currency SELECT tumble(interval '7 days') AS window, currency, SUM(amount_minor) AS net_minor, COUNT(*) AS n FROM transactions GROUP BY window, currency",
+        )],
+    );
     let second = tmp.path().join("second.csv");
     std::fs::write(
         &second,

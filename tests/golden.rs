@@ -19,19 +19,15 @@ fn target_of(sql: &str) -> String {
 fn run_case(case: &Path) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let queries = tmp.path().join("queries");
-    std::fs::create_dir_all(&queries).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
-    for f in ["transform.sql", "cashflow_daily.sql"] {
-        std::fs::copy(root.join(f), queries.join(f)).unwrap();
-    }
-    let target = match std::fs::read_to_string(case.join("query.sql")) {
-        Ok(sql) => {
-            std::fs::write(queries.join("golden.sql"), &sql).unwrap();
-            target_of(&sql)
-        }
-        Err(_) => "cashflow_daily".to_string(),
-    };
+    let extra = std::fs::read_to_string(case.join("query.sql")).ok();
+    let target = extra
+        .as_deref()
+        .map_or("cashflow_daily".to_string(), target_of);
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|sql| ("golden.sql", sql.as_str()))
+        .collect();
+    let queries = queries_dir(tmp.path(), &extra);
     let input = case.join("input.csv");
     import(
         &data,

@@ -451,6 +451,25 @@ fn validate<'a>(
     })
 }
 
+/// A row's outcome: appended, or rejected with reason, detail and transaction id.
+type RowOutcome = std::result::Result<(), (Reason, String, Option<String>)>;
+
+/// Validates one record's fields and appends it to `builder` if valid.
+fn validate_into(
+    fields: &[Option<&str>; 10],
+    spec: &Spec,
+    source: &str,
+    builder: &mut Builder,
+) -> RowOutcome {
+    match validate(fields, spec) {
+        Ok(v) => {
+            builder.append(source, &v);
+            Ok(())
+        }
+        Err((reason, detail)) => Err((reason, detail, fields[F_TXID].map(str::to_string))),
+    }
+}
+
 /// Column builders for the incoming schema.
 struct Builder {
     source: StringBuilder,
@@ -811,26 +830,30 @@ impl FileDecoder {
                 Err((Reason::UnparsableLine, "invalid UTF-8".to_string(), None))
             } else {
                 let refs: [Option<&str>; 10] = std::array::from_fn(|i| texts[i].as_deref());
-                match validate(&refs, &self.spec) {
-                    Ok(v) => {
-                        builder.append(&self.source, &v);
-                        Ok(())
-                    }
-                    Err((reason, detail)) => {
-                        Err((reason, detail, refs[F_TXID].map(str::to_string)))
-                    }
-                }
+                validate_into(&refs, &self.spec, &self.source, builder)
             }
         };
+        self.record_outcome(outcome, line, start, raw, rejects, positions);
+        self.advance(end, 1 + newlines as u64);
+        Ok(Some(true))
+    }
+
+    /// Records a row's outcome: its position if valid, else a reject.
+    fn record_outcome(
+        &self,
+        outcome: RowOutcome,
+        line: u64,
+        start: usize,
+        raw: &[u8],
+        rejects: &mut Vec<Reject>,
+        positions: &mut Positions,
+    ) {
         match outcome {
             Ok(()) => positions.push(line, self.buf_offset + start as u64, raw),
             Err((reason, detail, txid)) => {
-                let r = self.reject(line, raw, reason, detail, txid.as_deref());
-                rejects.push(r);
+                rejects.push(self.reject(line, raw, reason, detail, txid.as_deref()));
             }
         }
-        self.advance(end, 1 + newlines as u64);
-        Ok(Some(true))
     }
 
     fn advance(&mut self, end: usize, lines: u64) {
@@ -868,25 +891,11 @@ impl FileDecoder {
                 Ok(texts) => {
                     let refs: [Option<&str>; 10] =
                         std::array::from_fn(|i| texts[i].as_deref().map(str::trim));
-                    match validate(&refs, &self.spec) {
-                        Ok(v) => {
-                            builder.append(&self.source, &v);
-                            Ok(())
-                        }
-                        Err((reason, detail)) => {
-                            Err((reason, detail, refs[F_TXID].map(str::to_string)))
-                        }
-                    }
+                    validate_into(&refs, &self.spec, &self.source, builder)
                 }
             },
         };
-        match outcome {
-            Ok(()) => positions.push(line, self.buf_offset + start as u64, raw),
-            Err((reason, detail, txid)) => {
-                let r = self.reject(line, raw, reason, detail, txid.as_deref());
-                rejects.push(r);
-            }
-        }
+        self.record_outcome(outcome, line, start, raw, rejects, positions);
         self.advance(end, 1);
         Ok(Some(true))
     }

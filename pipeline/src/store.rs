@@ -99,17 +99,13 @@ impl Store {
             .into_iter()
             .map(|b| relax(&b))
             .collect::<Result<Vec<_>>>()?;
-        let mut builder = table
+        let builder = table
             .write(batches)
             .with_save_mode(SaveMode::Append)
             .with_schema_mode(SchemaMode::Merge);
-        if let Some((app, version)) = txn {
-            builder = builder.with_commit_properties(
-                CommitProperties::default()
-                    .with_application_transaction(Transaction::new(app, version)),
-            );
-        }
-        let table = builder.await?;
+        let table = builder
+            .with_commit_properties(commit_properties(txn))
+            .await?;
         self.cache.insert(name.to_string(), table);
         Ok(())
     }
@@ -126,17 +122,13 @@ impl Store {
             return self.append(name, vec![batch], txn).await;
         }
         let table = self.take(name).await?;
-        let mut builder = table
+        let builder = table
             .write(vec![relax(&batch)?])
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(predicate);
-        if let Some((app, version)) = txn {
-            builder = builder.with_commit_properties(
-                CommitProperties::default()
-                    .with_application_transaction(Transaction::new(app, version)),
-            );
-        }
-        let table = builder.await?;
+        let table = builder
+            .with_commit_properties(commit_properties(txn))
+            .await?;
         self.cache.insert(name.to_string(), table);
         Ok(())
     }
@@ -192,6 +184,15 @@ pub fn new_context() -> SessionContext {
     let ctx = SessionContext::new_with_config(config);
     finopsia_udfs::register_all(&ctx);
     ctx
+}
+
+/// Commit properties carrying an application transaction, if any.
+fn commit_properties(txn: Option<(&str, i64)>) -> CommitProperties {
+    let props = CommitProperties::default();
+    match txn {
+        Some((app, version)) => props.with_application_transaction(Transaction::new(app, version)),
+        None => props,
+    }
 }
 
 /// Re-labels a batch with an all-nullable schema (tables are all-nullable).

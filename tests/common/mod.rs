@@ -101,3 +101,17 @@ pub fn assert_windows_match_batch(data: &std::path::Path) {
         );
     }
 }
+
+/// A queries directory with the built-in queries plus `extra` (file name, SQL).
+pub fn queries_dir(root: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let dir = root.join("queries");
+    std::fs::create_dir_all(&dir).unwrap();
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    for f in ["transform.sql", "cashflow_daily.sql"] {
+        std::fs::copy(builtin.join(f), dir.join(f)).unwrap();
+    }
+    for (name, sql) in extra {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+    dir
+}
