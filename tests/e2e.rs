@@ -312,3 +312,28 @@ fn adding_a_query_file_creates_and_backfills_a_table() {
     );
     assert_windows_match_batch(&data);
 }
+
+#[test]
+fn losing_the_state_directory_rebuilds_windows_without_double_counting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let header =
+        "transaction_id,account_id,amount,currency,direction,description,transaction_date\n";
+    let a = tmp.path().join("a.csv");
+    std::fs::write(
+        &a,
+        format!(
+            "{header}x1,acc,1.00,USD,inflow,x,2024-01-01\nx2,acc,2.00,USD,inflow,x,2024-01-02\n"
+        ),
+    )
+    .unwrap();
+    import(&data, &[a.to_str().unwrap()]);
+    std::fs::remove_dir_all(data.join("state")).unwrap();
+    // A late record for an already emitted day after the state is gone.
+    let b = tmp.path().join("b.csv");
+    std::fs::write(&b, format!("{header}x3,acc,4.00,USD,inflow,x,2024-01-01\n")).unwrap();
+    import(&data, &[b.to_str().unwrap()]);
+    assert_windows_match_batch(&data);
+    let d = query(&data, "SELECT net_minor FROM cashflow_daily WHERE CAST(window_start AS VARCHAR) LIKE '2024-01-01%'");
+    assert_eq!(int(&d[0], "net_minor"), 500);
+}

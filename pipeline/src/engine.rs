@@ -401,6 +401,21 @@ impl Engine {
         for i in 0..self.windows.len() {
             let target = self.windows[i].query.target.clone();
             let applied = self.meta.get(&target).map_or(0, |m| m.applied_seq);
+            if self.meta.get(&target).and_then(|m| m.max_emitted).is_none() {
+                // No checkpoint for this table (new query, or state/ lost):
+                // learn what it holds so late data is merged, not overwritten.
+                let top = self
+                    .store
+                    .query(&format!(
+                        "SELECT CAST(MAX(window_start) AS BIGINT) AS m FROM {target}"
+                    ))
+                    .await?;
+                let m = top
+                    .first()
+                    .filter(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
+                    .map(|b| b.column(0).as_primitive::<Int64Type>().value(0));
+                self.meta.entry(target.clone()).or_default().max_emitted = m;
+            }
             if applied >= tx_version {
                 continue;
             }
@@ -411,7 +426,9 @@ impl Engine {
                 ))
                 .await?;
             replayed += rows.iter().map(|b| b.num_rows()).sum::<usize>();
-            self.aggregate(i, rows).await?;
+            // From seq 0 the replay sees every record of every window it
+            // touches: rebuild those windows instead of merging stored rows.
+            self.aggregate(i, rows, applied > 0).await?;
         }
         if replayed > 0 {
             tracing::info!(
@@ -560,7 +577,7 @@ impl Engine {
 
         // 4. Windows.
         for i in 0..self.windows.len() {
-            self.aggregate(i, tx.clone()).await?;
+            self.aggregate(i, tx.clone(), true).await?;
         }
         if let Some(m) = tx
             .iter()
@@ -576,7 +593,7 @@ impl Engine {
 
     /// Runs window query `i` on transformed records and merges the partials,
     /// reloading evicted windows from the store first.
-    async fn aggregate(&mut self, i: usize, tx: Vec<RecordBatch>) -> Result<()> {
+    async fn aggregate(&mut self, i: usize, tx: Vec<RecordBatch>, read_back: bool) -> Result<()> {
         if tx.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
@@ -587,7 +604,7 @@ impl Engine {
         let missing: BTreeSet<i64> = self.windows[i]
             .missing(&partials)?
             .into_iter()
-            .filter(|s| max_emitted.is_some_and(|m| *s <= m))
+            .filter(|s| read_back && max_emitted.is_some_and(|m| *s <= m))
             .collect();
         if !missing.is_empty() {
             let ctx = new_context();
