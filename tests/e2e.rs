@@ -238,6 +238,31 @@ fn io_and_config_errors_exit_nonzero_with_a_message() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset"));
+
+    // `query` on a store: SQL errors and writes are refused with a message.
+    let ok_file = tmp.path().join("ok.csv");
+    std::fs::write(&ok_file, "transaction_id,account_id,amount,currency,direction,description,transaction_date\na,b,1.00,USD,inflow,x,2024-01-01\n").unwrap();
+    import(&data, &[ok_file.to_str().unwrap()]);
+    for (sql, expect) in [
+        ("SELEC 1", "SELEC"),
+        ("DROP TABLE transactions", "DDL"),
+        ("INSERT INTO transactions SELECT * FROM transactions", "DML"),
+    ] {
+        let out = finopsia(&["query", "--data-dir", d, sql]);
+        assert!(!out.status.success(), "{sql}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expect),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        int(
+            &query(&data, "SELECT COUNT(*) AS n FROM transactions")[0],
+            "n"
+        ),
+        1
+    );
 }
 
 #[test]

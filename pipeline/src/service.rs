@@ -197,7 +197,7 @@ pub async fn print_query(data_dir: &Path, sql: &str, format: &str) -> Result<()>
         )));
     }
     let mut store = crate::store::Store::open(data_dir)?;
-    let batches = store.query(sql).await?;
+    let batches = store.query_readonly(sql).await?;
     let mut out = std::io::stdout().lock();
     let io = io_err("stdout");
     match format {

@@ -169,6 +169,17 @@ impl Store {
         Ok(ctx)
     }
 
+    /// Runs a read-only statement over all tables (no DDL, DML or
+    /// statements such as SET): what `finopsia query` accepts.
+    pub async fn query_readonly(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let ctx = self.context().await?;
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        Ok(ctx.sql_with_options(sql, options).await?.collect().await?)
+    }
+
     /// Runs SQL over all tables.
     pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
         let ctx = self.context().await?;
