@@ -362,3 +362,47 @@ fn losing_the_state_directory_rebuilds_windows_without_double_counting() {
     let d = query(&data, "SELECT net_minor FROM cashflow_daily WHERE CAST(window_start AS VARCHAR) LIKE '2024-01-01%'");
     assert_eq!(int(&d[0], "net_minor"), 500);
 }
+
+#[test]
+fn configured_preset_maps_columns_dates_currency_and_minor_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let input = tmp.path().join("bank.csv");
+    std::fs::write(
+        &input,
+        "Reference;IBAN;Amount (cents);Type;Text;Booking date\n"
+            .replace(';', ",")
+            + "r1,DE01,1050,INFLOW,Salary,31.01.2024\nr2,DE01,99,outflow,Fee,01.02.2024\nr3,DE01,1.5,outflow,bad,01.02.2024\n",
+    )
+    .unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/finopsia.example.toml");
+    let out = ok(&[
+        "--config",
+        config,
+        "import",
+        "--json",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--preset",
+        "mybank",
+        input.to_str().unwrap(),
+    ]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (r["accepted"].as_i64(), r["quarantined"].as_i64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    let rows = query(&data, "SELECT transaction_id, account_id, amount_minor, currency, CAST(event_time AS VARCHAR) AS t FROM transactions ORDER BY transaction_id");
+    assert_eq!(int(&rows[0], "amount_minor"), 1050);
+    assert_eq!(text(&rows[0], "currency"), "EUR");
+    assert_eq!(text(&rows[0], "account_id"), "DE01");
+    assert!(text(&rows[0], "t").starts_with("2024-01-31"));
+    assert_eq!(int(&rows[1], "amount_minor"), -99);
+    let q = query(&data, "SELECT reason FROM quarantine");
+    assert_eq!(
+        text(&q[0], "reason"),
+        "invalid_amount",
+        "minor units are integers"
+    );
+}
