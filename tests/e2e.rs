@@ -284,6 +284,20 @@ fn ndjson_import() {
     );
     let s = query(&data, "SELECT SUM(amount_minor) AS s FROM transactions");
     assert_eq!(int(&s[0], "s"), 1025);
+
+    // An extension that says nothing needs --format.
+    let txt = tmp.path().join("feed.txt");
+    std::fs::write(&txt, "{\"transaction_id\":\"n3\",\"account_id\":\"a\",\"amount\":\"1\",\"currency\":\"JPY\",\"direction\":\"inflow\",\"transaction_date\":\"2024-01-02\"}\n").unwrap();
+    let out = finopsia(&[
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        txt.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
+    let r = import(&data, &["--format", "ndjson", txt.to_str().unwrap()]);
+    assert_eq!(r["accepted"].as_i64(), Some(1));
 }
 
 #[test]
