@@ -42,6 +42,19 @@ fn write_big_csv(path: &Path, rows: usize) -> i64 {
     total
 }
 
+/// `finopsia import` of `input` into `data` in 5,000-row micro-batches.
+fn import_command(data: &Path, input: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ])
+    .env("FINOPSIA__ENGINE__BATCH_ROWS", "5000");
+    cmd
+}
+
 fn commits(data: &Path) -> usize {
     std::fs::read_dir(data.join("tables/transactions/_delta_log"))
         .map(|d| {
@@ -64,14 +77,7 @@ fn kill_during_import_then_rerun_keeps_every_record_once() {
 
     // Kill at several points: after 2, 4 and 6 transaction commits.
     for kill_after in [2usize, 4, 6] {
-        let mut child = Command::new(bin())
-            .args([
-                "import",
-                "--data-dir",
-                data.to_str().unwrap(),
-                input.to_str().unwrap(),
-            ])
-            .env("FINOPSIA__ENGINE__BATCH_ROWS", "5000")
+        let mut child = import_command(&data, &input)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -139,14 +145,7 @@ fn abort_at_each_commit_boundary_then_rerun() {
         let input = tmp.path().join("big.csv");
         let rows = 30_000;
         let total = write_big_csv(&input, rows);
-        let out = Command::new(bin())
-            .args([
-                "import",
-                "--data-dir",
-                data.to_str().unwrap(),
-                input.to_str().unwrap(),
-            ])
-            .env("FINOPSIA__ENGINE__BATCH_ROWS", "5000")
+        let out = import_command(&data, &input)
             .env("FINOPSIA__ENGINE__ALLOWED_LATENESS", "0")
             .env("FINOPSIA_CRASH_AT", point)
             .env("FINOPSIA_CRASH_AFTER", "3")

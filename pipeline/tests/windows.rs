@@ -54,6 +54,11 @@ async fn daily(engine: &mut Engine) -> BTreeMap<String, (i64, i64)> {
     out
 }
 
+/// Ingests one chunk of rows (id, amount, event time) as a micro-batch.
+async fn ingest(engine: &mut Engine, rows: &[(&str, &str, &str)]) {
+    engine.ingest(chunk(rows)).await.unwrap();
+}
+
 fn cfg(lateness: &str) -> EngineConfig {
     EngineConfig {
         batch_rows: 1000,
@@ -81,10 +86,7 @@ async fn windows_emit_at_watermark_and_late_data_corrects_them() {
         "window still open: watermark before its end"
     );
 
-    engine
-        .ingest(chunk(&[("c", "4.00", "2024-01-03T08:00:00Z")]))
-        .await
-        .unwrap();
+    ingest(&mut engine, &[("c", "4.00", "2024-01-03T08:00:00Z")]).await;
     let d = daily(&mut engine).await;
     assert_eq!(
         d.get("2024-01-01"),
@@ -94,10 +96,7 @@ async fn windows_emit_at_watermark_and_late_data_corrects_them() {
     assert!(!d.contains_key("2024-01-03"), "day 3 still open");
 
     // Late record for the emitted (and evicted) day 1: read back, corrected, re-emitted.
-    engine
-        .ingest(chunk(&[("d", "8.00", "2024-01-01T23:00:00Z")]))
-        .await
-        .unwrap();
+    ingest(&mut engine, &[("d", "8.00", "2024-01-01T23:00:00Z")]).await;
     let d = daily(&mut engine).await;
     assert_eq!(
         d.get("2024-01-01"),
@@ -118,10 +117,7 @@ async fn windows_emit_at_watermark_and_late_data_corrects_them() {
     let mut engine = Engine::open(tmp.path(), &cfg("0"), Queries::builtin().unwrap())
         .await
         .unwrap();
-    engine
-        .ingest(chunk(&[("e", "16.00", "2024-01-03T09:00:00Z")]))
-        .await
-        .unwrap();
+    ingest(&mut engine, &[("e", "16.00", "2024-01-03T09:00:00Z")]).await;
     engine.flush().await.unwrap();
     let d = daily(&mut engine).await;
     assert_eq!(d.get("2024-01-03"), Some(&(2000, 2)));
@@ -134,22 +130,13 @@ async fn allowed_lateness_delays_emission() {
     let mut engine = Engine::open(tmp.path(), &cfg("2d"), Queries::builtin().unwrap())
         .await
         .unwrap();
-    engine
-        .ingest(chunk(&[("a", "1.00", "2024-01-01T10:00:00Z")]))
-        .await
-        .unwrap();
-    engine
-        .ingest(chunk(&[("b", "1.00", "2024-01-03T10:00:00Z")]))
-        .await
-        .unwrap();
+    ingest(&mut engine, &[("a", "1.00", "2024-01-01T10:00:00Z")]).await;
+    ingest(&mut engine, &[("b", "1.00", "2024-01-03T10:00:00Z")]).await;
     assert!(
         daily(&mut engine).await.is_empty(),
         "end + 2d not yet passed"
     );
-    engine
-        .ingest(chunk(&[("c", "1.00", "2024-01-04T00:00:00Z")]))
-        .await
-        .unwrap();
+    ingest(&mut engine, &[("c", "1.00", "2024-01-04T00:00:00Z")]).await;
     let d = daily(&mut engine).await;
     assert_eq!(d.get("2024-01-01"), Some(&(100, 1)));
     assert!(!d.contains_key("2024-01-03"));
@@ -198,18 +185,9 @@ async fn sinks_see_first_and_corrected_emissions() {
         Engine::open_with_sinks(tmp.path(), &cfg("0"), Queries::builtin().unwrap(), sinks)
             .await
             .unwrap();
-    engine
-        .ingest(chunk(&[("a", "1.00", "2024-01-01T10:00:00Z")]))
-        .await
-        .unwrap();
-    engine
-        .ingest(chunk(&[("b", "1.00", "2024-01-05T10:00:00Z")]))
-        .await
-        .unwrap();
-    engine
-        .ingest(chunk(&[("late", "2.00", "2024-01-01T12:00:00Z")]))
-        .await
-        .unwrap();
+    ingest(&mut engine, &[("a", "1.00", "2024-01-01T10:00:00Z")]).await;
+    ingest(&mut engine, &[("b", "1.00", "2024-01-05T10:00:00Z")]).await;
+    ingest(&mut engine, &[("late", "2.00", "2024-01-01T12:00:00Z")]).await;
     let got = log.lock().unwrap().clone();
     let day1: Vec<i64> = got
         .iter()
