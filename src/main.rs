@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use finopsia_pipeline::import::run_source;
 use finopsia_pipeline::input::Format;
 use finopsia_pipeline::source::FileSource;
-use finopsia_pipeline::{service, Config, Engine};
+use finopsia_pipeline::{models, service, Config, Engine};
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +82,52 @@ enum Command {
         #[arg(long)]
         queries: Option<PathBuf>,
     },
+    /// Train a categorization model on the labelled transactions (input
+    /// categories and corrections) with Python catboost, store it in the model
+    /// registry and register it; a running service switches to it at its next
+    /// batch.
+    Train {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Python with catboost (default: train.python from config, python3).
+        #[arg(long)]
+        python: Option<String>,
+        /// Boosting iterations (default: train.iterations, 300).
+        #[arg(long)]
+        iterations: Option<u32>,
+        /// Store the model without registering it.
+        #[arg(long)]
+        no_register: bool,
+        /// Skip the extra model that measures accuracy on unseen descriptions (faster).
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the category of a stored transaction (stored in `corrections`,
+    /// used as its label by the next training run).
+    Correct {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Source of the transaction.
+        #[arg(long, default_value = "import")]
+        source: String,
+        /// transaction_id of the transaction.
+        #[arg(long)]
+        transaction_id: String,
+        /// The right category.
+        #[arg(long)]
+        category: String,
+        /// Optional note kept with the correction.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Categorization models: apply one to a CSV, list or register versions.
+    Model {
+        #[command(subcommand)]
+        what: ModelCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -90,7 +136,49 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ModelCommand {
+    /// Apply any CatBoost JSON model to a CSV whose columns include the model's
+    /// feature names (float features numeric, categorical ones as text); write
+    /// the input columns plus prob_<class> per class (or prediction) in full precision.
+    Eval {
+        /// CatBoost JSON model (save_model(..., format="json")).
+        #[arg(long)]
+        model: PathBuf,
+        /// Input CSV with a header.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output CSV (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// List the versions in the model registry (the registered one marked *).
+    List {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Make a stored version the current one (e.g. to roll back).
+    Register {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        version: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// CatBoost evaluator (one thread) against Python catboost predict_proba on
+    /// the bundled model and the same rows, and the import rate with categorize().
+    Categorize {
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Python with catboost for the side-by-side baseline (omit to skip it).
+        #[arg(long)]
+        python: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import throughput on a generated canonical CSV: arrow-csv baseline,
     /// parse+validate, end to end into the store.
     Import {
@@ -254,6 +342,165 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.queries_dir = queries;
             }
             service::run(config, sample, shutdown_signal()).await?;
+        }
+        Command::Train {
+            data_dir,
+            python,
+            iterations,
+            no_register,
+            quick,
+            json,
+        } => {
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let opts = models::TrainOptions {
+                python: python.unwrap_or(config.train.python),
+                script: None,
+                iterations: iterations.unwrap_or(config.train.iterations),
+                register: !no_register,
+                extra_args: if quick {
+                    vec!["--no-unseen-eval".into()]
+                } else {
+                    Vec::new()
+                },
+            };
+            let r = models::train(&data_dir, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+                println!(
+                    "model {} trained on {} rows: holdout accuracy {}, macro F1 {}, unseen descriptions {}{}",
+                    r.version,
+                    r.rows,
+                    pct(r.holdout_accuracy),
+                    pct(r.macro_f1),
+                    pct(r.unseen_description_accuracy),
+                    if r.registered { " (registered)" } else { " (not registered)" }
+                );
+            }
+        }
+        Command::Correct {
+            data_dir,
+            source,
+            transaction_id,
+            category,
+            note,
+        } => {
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let previous = models::correct(
+                &data_dir,
+                &source,
+                &transaction_id,
+                &category,
+                note.as_deref(),
+            )
+            .await?;
+            println!(
+                "{source}/{transaction_id}: {} -> {category}",
+                previous.as_deref().unwrap_or("(none)")
+            );
+        }
+        Command::Model {
+            what:
+                ModelCommand::Eval {
+                    model,
+                    input,
+                    output,
+                },
+        } => {
+            let report = match &output {
+                Some(path) => {
+                    let mut f = std::fs::File::create(path)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    models::eval_csv(&model, &input, &mut f)?
+                }
+                None => models::eval_csv(&model, &input, &mut std::io::stdout().lock())?,
+            };
+            eprintln!(
+                "{} rows, {} features -> {} ({:.0} rows/s)",
+                report.rows,
+                report.features,
+                report.outputs.join(","),
+                report.rows_per_sec
+            );
+        }
+        Command::Model {
+            what: ModelCommand::List { data_dir },
+        } => {
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let registry = finopsia_udfs::registry::Registry::for_data_dir(&data_dir);
+            let current = registry.current()?;
+            println!(
+                "{}bundled {}",
+                if current.is_none() { "* " } else { "  " },
+                finopsia_udfs::registry::LoadedModel::bundled_version()
+            );
+            for (version, meta) in registry.list()? {
+                let acc = meta["holdout"]["accuracy"].as_f64();
+                let rows = meta["training"]["rows"].as_u64().unwrap_or(0);
+                println!(
+                    "{}{version}  rows {rows}  holdout accuracy {}",
+                    if current.as_deref() == Some(version.as_str()) {
+                        "* "
+                    } else {
+                        "  "
+                    },
+                    acc.map_or("-".into(), |a| format!("{:.1}%", a * 100.0))
+                );
+            }
+        }
+        Command::Model {
+            what: ModelCommand::Register { data_dir, version },
+        } => {
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let registry = finopsia_udfs::registry::Registry::for_data_dir(&data_dir);
+            let loaded = registry.register(&version)?;
+            println!(
+                "registered {} ({} classes)",
+                loaded.version,
+                loaded.categorizer.classes().len()
+            );
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Categorize {
+                    rows,
+                    dir,
+                    python,
+                    json,
+                },
+        } => {
+            let r =
+                finopsia_pipeline::bench::categorize_bench(&dir, rows, python.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "rows: {}, model {} ({} trees, {} classes)",
+                    r.rows, r.model_version, r.trees, r.classes
+                );
+                println!(
+                    "evaluator, 1 thread:          {:>12.0} rows/s",
+                    r.evaluator_rows_per_sec
+                );
+                println!(
+                    "normalize+hash+evaluate:      {:>12.0} rows/s",
+                    r.categorizer_rows_per_sec
+                );
+                if let (Some(p), Some(x), Some(d)) = (
+                    r.python_predict_proba_rows_per_sec,
+                    r.evaluator_vs_python,
+                    r.python_max_abs_diff,
+                ) {
+                    println!(
+                        "python predict_proba, 1 thr: {p:>12.0} rows/s  (evaluator {x:.2}x; max |diff| {d:e})"
+                    );
+                }
+                println!(
+                    "import with categorize():     {:>12.0} rows/s  ({:.2} of the evaluator)",
+                    r.end_to_end_rows_per_sec, r.end_to_end_vs_evaluator
+                );
+            }
         }
         Command::Bench {
             what: BenchCommand::Import { rows, dir, json },

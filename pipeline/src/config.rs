@@ -27,6 +27,7 @@ pub struct Config {
     /// Named input presets, usable with `--preset NAME` and `inbox.preset`.
     pub presets: BTreeMap<String, Preset>,
     pub log: LogConfig,
+    pub train: TrainConfig,
 }
 
 impl Default for Config {
@@ -38,6 +39,7 @@ impl Default for Config {
             inbox: InboxConfig::default(),
             presets: BTreeMap::new(),
             log: LogConfig::default(),
+            train: TrainConfig::default(),
         }
     }
 }
@@ -54,6 +56,9 @@ pub struct EngineConfig {
     /// passes its end plus this lateness. Later records still update it.
     #[serde(deserialize_with = "text_or_number")]
     pub allowed_lateness: String,
+    /// Records whose category the model filled with a confidence below this
+    /// are flagged `needs_review` (0 flags none, 1 flags all).
+    pub review_below: f64,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +67,7 @@ impl Default for EngineConfig {
             batch_rows: 262_144,
             watermark_delay: "1h".into(),
             allowed_lateness: "1d".into(),
+            review_below: finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW,
         }
     }
 }
@@ -122,6 +128,25 @@ impl Default for LogConfig {
     }
 }
 
+/// `finopsia train`: how the training script runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Python interpreter with PyPI `catboost` installed.
+    pub python: String,
+    /// Boosting iterations (trees).
+    pub iterations: u32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            python: "python3".into(),
+            iterations: 300,
+        }
+    }
+}
+
 impl Config {
     /// Loads `path` (if given) and applies `FINOPSIA__…` environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config> {
@@ -152,6 +177,15 @@ impl Config {
         dur("engine.watermark_delay", &self.engine.watermark_delay)?;
         dur("engine.allowed_lateness", &self.engine.allowed_lateness)?;
         dur("inbox.poll_interval", &self.inbox.poll_interval)?;
+        if !(0.0..=1.0).contains(&self.engine.review_below) {
+            return Err(Error::Config(format!(
+                "engine.review_below = {} must be between 0 and 1",
+                self.engine.review_below
+            )));
+        }
+        if self.train.iterations == 0 {
+            return Err(Error::Config("train.iterations must be at least 1".into()));
+        }
         if self.engine.batch_rows == 0 {
             return Err(Error::Config("engine.batch_rows must be at least 1".into()));
         }

@@ -228,12 +228,13 @@ impl Engine {
         queries: Queries,
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Engine> {
-        let store = Store::open(data_dir)?;
+        let store = Store::open_with(data_dir, cfg.review_below)?;
+        let ctx = new_context(store.models());
         let checkpoint_dir = data_dir.join("state").join("checkpoints");
         std::fs::create_dir_all(&checkpoint_dir).map_err(io_err(&checkpoint_dir))?;
         let mut engine = Engine {
             store,
-            ctx: new_context(),
+            ctx,
             queries,
             windows: Vec::new(),
             meta: BTreeMap::new(),
@@ -470,6 +471,11 @@ impl Engine {
 
     /// Processes one chunk as a micro-batch.
     pub async fn ingest(&mut self, chunk: Chunk) -> Result<Counts> {
+        // Pick up a newly registered model (hot swap); a broken registration
+        // keeps the model in use and is logged, never stops ingestion.
+        if let Err(e) = self.store.models().refresh() {
+            tracing::error!(error = %e, "cannot load the registered model; keeping the current one");
+        }
         let seq = self.take_seq();
         let mut counts = Counts::default();
         let records = chunk.records;
@@ -607,7 +613,7 @@ impl Engine {
             .filter(|s| read_back && max_emitted.is_some_and(|m| *s <= m))
             .collect();
         if !missing.is_empty() {
-            let ctx = new_context();
+            let ctx = new_context(self.store.models());
             self.store.register(&ctx, &target).await?;
             let starts: Vec<i64> = missing.iter().copied().collect();
             let stored = ctx

@@ -18,6 +18,8 @@ pub enum Error {
     Input { file: String, message: String },
     #[error("query {file}: {message}")]
     Query { file: String, message: String },
+    #[error("model: {0}")]
+    Model(String),
     #[error("store: {0}")]
     Store(String),
     #[error(transparent)]

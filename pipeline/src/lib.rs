@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod import;
 pub mod input;
+pub mod models;
 pub mod money;
 pub mod schema;
 pub mod service;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -18,23 +19,41 @@ use deltalake::kernel::Transaction;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
+use finopsia_udfs::registry::Registry;
+use finopsia_udfs::ModelHandle;
 
 use crate::error::{io_err, Error, Result};
 
 pub struct Store {
     root: PathBuf,
     cache: HashMap<String, DeltaTable>,
+    models: Arc<ModelHandle>,
 }
 
 impl Store {
-    /// Opens (creating the directory if needed) the store under `data_dir`.
+    /// Opens (creating the directory if needed) the store under `data_dir`,
+    /// with the categorization model registered under `<data_dir>/models`.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with(data_dir, finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW)
+    }
+
+    /// Like [`Store::open`]; model-filled categories with a confidence below
+    /// `review_below` are flagged `needs_review`.
+    pub fn open_with(data_dir: &Path, review_below: f64) -> Result<Store> {
         let root = data_dir.join("tables");
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let models = ModelHandle::open(Registry::for_data_dir(data_dir), review_below)
+            .map_err(|e| Error::Model(e.to_string()))?;
         Ok(Store {
             root,
             cache: HashMap::new(),
+            models,
         })
+    }
+
+    /// The categorization model `categorize()` uses on this store's sessions.
+    pub fn models(&self) -> &Arc<ModelHandle> {
+        &self.models
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -162,7 +181,7 @@ impl Store {
 
     /// A session with every table registered and the UDFs available.
     pub async fn context(&mut self) -> Result<SessionContext> {
-        let ctx = new_context();
+        let ctx = new_context(&self.models);
         for name in self.table_names()? {
             self.register(&ctx, &name).await?;
         }
@@ -188,12 +207,12 @@ impl Store {
 }
 
 /// A DataFusion session with FinOpsia's UDFs registered.
-pub fn new_context() -> SessionContext {
+pub fn new_context(models: &Arc<ModelHandle>) -> SessionContext {
     let config = datafusion::prelude::SessionConfig::new()
         .with_target_partitions(2)
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
-    finopsia_udfs::register_all(&ctx);
+    finopsia_udfs::register_all(&ctx, models);
     ctx
 }
 

@@ -64,6 +64,7 @@ fn cfg(lateness: &str) -> EngineConfig {
         batch_rows: 1000,
         watermark_delay: "0".into(),
         allowed_lateness: lateness.into(),
+        ..EngineConfig::default()
     }
 }
 

@@ -74,7 +74,7 @@ mod tests {
     #[tokio::test]
     async fn udfs_work_in_sql() {
         let ctx = SessionContext::new();
-        crate::register_all(&ctx);
+        crate::register_all(&ctx, &crate::ModelHandle::bundled());
         let batches = ctx
             .sql(
                 "SELECT format_minor(CAST(-123456 AS BIGINT), 'usd') AS a, \

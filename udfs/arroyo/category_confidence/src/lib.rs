@@ -1,0 +1,55 @@
+/*
+[dependencies]
+finopsia-udf-core = "0.1"
+*/
+//! `category_confidence(description, amount_minor, currency, direction, account_id, category)`
+//! → 1.0 for an input category, else the bundled model's probability of its
+//! most probable class (the `confidence` field of the DataFusion `categorize()`).
+
+use std::sync::LazyLock;
+
+use arroyo_udf_plugin::udf;
+use finopsia_udf_core::categorizer::{Categorizer, TxnRow};
+use finopsia_udf_core::currency;
+
+static MODEL: LazyLock<Categorizer> = LazyLock::new(|| {
+    Categorizer::from_json(include_str!("../../../models/default/model.json"))
+        .expect("bundled model loads")
+});
+
+#[udf]
+pub fn category_confidence(
+    description: Option<&str>,
+    amount_minor: i64,
+    currency: &str,
+    direction: &str,
+    account_id: &str,
+    category: Option<&str>,
+) -> f64 {
+    if category.map(str::trim).is_some_and(|c| !c.is_empty()) {
+        return 1.0;
+    }
+    let row = TxnRow {
+        description: description.unwrap_or(""),
+        amount_minor,
+        exponent: currency::exponent(currency).unwrap_or(2),
+        currency,
+        direction,
+        account: account_id,
+    };
+    MODEL.categorize(&[row]).expect("categorize")[0].confidence
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn confidence_is_a_probability() {
+        let c =
+            super::category_confidence(Some("Product Sale"), 100_000, "NGN", "inflow", "2", None);
+        assert!(c > 0.5 && c <= 1.0, "{c}");
+        assert_eq!(
+            super::category_confidence(Some("x"), 1, "NGN", "outflow", "1", Some("Custom")),
+            1.0
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! `categorize(description, amount_minor, currency, direction, account_id, category)`
+//! → `STRUCT<category VARCHAR, confidence DOUBLE, model_version VARCHAR,
+//! source VARCHAR, needs_review BOOLEAN>`.
+//!
+//! A category present in the input is kept (`source = 'input'`, confidence
+//! 1, no model version, not flagged); otherwise the current CatBoost model
+//! fills it (`source = 'model'`) and the record is flagged `needs_review`
+//! when the confidence is below the handle's threshold. Take fields with
+//! `categorize(...)['category']`; DataFusion evaluates identical calls in
+//! one projection once (common subexpression elimination).
+//!
+//! The model comes from a [`ModelHandle`], which the engine refreshes from
+//! the registry before each micro-batch: `finopsia train` registers a new
+//! version and the running service uses it from its next batch on, without
+//! a restart. A batch is categorized entirely by one model version.
+
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, StringBuilder, StructArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use finopsia_udf_core::catboost::ModelError;
+use finopsia_udf_core::categorizer::{Categorizer, Prediction, TxnRow};
+
+use crate::currency;
+use crate::registry::{Error, LoadedModel, Registry};
+
+/// The model `categorize()` uses, swappable at run time.
+#[derive(Debug)]
+pub struct ModelHandle {
+    current: RwLock<Arc<LoadedModel>>,
+    registry: Option<Registry>,
+    review_below: f64,
+}
+
+/// Default confidence below which a model-filled category is flagged.
+pub const DEFAULT_REVIEW_BELOW: f64 = 0.6;
+
+impl ModelHandle {
+    /// The bundled model only (no registry).
+    pub fn bundled() -> Arc<ModelHandle> {
+        Arc::new(ModelHandle {
+            current: RwLock::new(Arc::new(LoadedModel::bundled())),
+            registry: None,
+            review_below: DEFAULT_REVIEW_BELOW,
+        })
+    }
+
+    /// The registry's current model (or the bundled one if none is registered).
+    pub fn open(registry: Registry, review_below: f64) -> Result<Arc<ModelHandle>, Error> {
+        let loaded = registry.load_current()?;
+        Ok(Arc::new(ModelHandle {
+            current: RwLock::new(Arc::new(loaded)),
+            registry: Some(registry),
+            review_below,
+        }))
+    }
+
+    pub fn current(&self) -> Arc<LoadedModel> {
+        self.current.read().expect("model lock").clone()
+    }
+
+    pub fn review_below(&self) -> f64 {
+        self.review_below
+    }
+
+    /// Re-reads the registry's `CURRENT`; loads and swaps in a new version.
+    /// Returns the new version if it changed. On a load error the old model
+    /// stays in use and the error is returned.
+    pub fn refresh(&self) -> Result<Option<String>, Error> {
+        let Some(registry) = &self.registry else {
+            return Ok(None);
+        };
+        let wanted = registry.current()?;
+        let have = self.current().version.clone();
+        let loaded = match wanted {
+            Some(v) if v != have => registry.load(&v)?,
+            None if have != LoadedModel::bundled_version() => LoadedModel::bundled(),
+            _ => return Ok(None),
+        };
+        let version = loaded.version.clone();
+        *self.current.write().expect("model lock") = Arc::new(loaded);
+        tracing::info!(model_version = %version, "categorization model swapped in");
+        Ok(Some(version))
+    }
+}
+
+impl LoadedModel {
+    /// Version of the bundled model.
+    pub fn bundled_version() -> &'static str {
+        static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        V.get_or_init(|| LoadedModel::bundled().version)
+    }
+}
+
+/// Rows per thread below which a batch is categorized on the calling thread.
+const PARALLEL_MIN_ROWS: usize = 8192;
+
+/// Categorizes a batch, split over the machine's cores when it is large
+/// (DataFusion runs a micro-batch's projection as one partition).
+pub fn categorize_parallel(
+    categorizer: &Categorizer,
+    rows: &[TxnRow<'_>],
+) -> std::result::Result<Vec<Prediction>, ModelError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(rows.len() / PARALLEL_MIN_ROWS)
+        .max(1);
+    if threads == 1 {
+        return categorizer.categorize(rows);
+    }
+    let chunk = rows.len().div_ceil(threads);
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || categorizer.categorize(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("categorize thread"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(rows.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
+/// The struct type `categorize()` returns.
+pub fn return_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("category", DataType::Utf8, true),
+        Field::new("confidence", DataType::Float64, true),
+        Field::new("model_version", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, true),
+        Field::new("needs_review", DataType::Boolean, true),
+    ])
+}
+
+pub(crate) fn udf(models: Arc<ModelHandle>) -> ScalarUDF {
+    create_udf(
+        "categorize",
+        vec![
+            DataType::Utf8,
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Utf8,
+        ],
+        DataType::Struct(return_fields()),
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| categorize_udf(&models, args)),
+    )
+}
+
+fn categorize_udf(models: &ModelHandle, args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let desc = arrays[0].as_string::<i32>();
+    let amount = arrays[1].as_primitive::<Int64Type>();
+    let currency_col = arrays[2].as_string::<i32>();
+    let direction = arrays[3].as_string::<i32>();
+    let account = arrays[4].as_string::<i32>();
+    let category = arrays[5].as_string::<i32>();
+    let n = desc.len();
+    fn text(a: &datafusion::arrow::array::StringArray, i: usize) -> &str {
+        if a.is_null(i) {
+            ""
+        } else {
+            a.value(i)
+        }
+    }
+
+    // Rows without an input category go to the model, in one batch.
+    let mut todo = Vec::new();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let has_category = !category.is_null(i) && !category.value(i).trim().is_empty();
+        if has_category {
+            continue;
+        }
+        let cur = text(currency_col, i);
+        todo.push(i);
+        rows.push(TxnRow {
+            description: text(desc, i),
+            amount_minor: if amount.is_null(i) {
+                0
+            } else {
+                amount.value(i)
+            },
+            exponent: currency::exponent(cur).unwrap_or(2),
+            currency: cur,
+            direction: text(direction, i),
+            account: text(account, i),
+        });
+    }
+    let model = models.current();
+    let predictions = categorize_parallel(&model.categorizer, &rows)
+        .map_err(|e| DataFusionError::Execution(format!("categorize(): {e}")))?;
+    let classes = model.categorizer.classes();
+
+    let mut cat_b = StringBuilder::with_capacity(n, n * 10);
+    let mut conf_b = Float64Builder::with_capacity(n);
+    let mut ver_b = StringBuilder::with_capacity(n, n * 8);
+    let mut src_b = StringBuilder::with_capacity(n, n * 5);
+    let mut rev_b = BooleanBuilder::with_capacity(n);
+    let mut next = todo.iter().zip(&predictions).peekable();
+    for i in 0..n {
+        match next.peek() {
+            Some((&j, p)) if j == i => {
+                cat_b.append_value(&classes[p.class]);
+                conf_b.append_value(p.confidence);
+                ver_b.append_value(&model.version);
+                src_b.append_value("model");
+                rev_b.append_value(p.confidence < models.review_below);
+                next.next();
+            }
+            _ => {
+                cat_b.append_value(category.value(i).trim());
+                conf_b.append_value(1.0);
+                ver_b.append_null();
+                src_b.append_value("input");
+                rev_b.append_value(false);
+            }
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(cat_b.finish()),
+        Arc::new(conf_b.finish()),
+        Arc::new(ver_b.finish()),
+        Arc::new(src_b.finish()),
+        Arc::new(rev_b.finish()),
+    ];
+    Ok(ColumnarValue::Array(Arc::new(StructArray::new(
+        return_fields(),
+        columns,
+        None,
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::prelude::SessionContext;
+
+    use super::ModelHandle;
+
+    #[tokio::test]
+    async fn categorize_in_sql_keeps_input_and_fills_the_rest() {
+        let ctx = SessionContext::new();
+        let models = ModelHandle::bundled();
+        crate::register_all(&ctx, &models);
+        let sql = "WITH t(d, a, c, dir, acct, cat) AS (VALUES \
+              ('Office Rent Payment', CAST(2000000 AS BIGINT), 'NGN', 'outflow', '1', CAST(NULL AS VARCHAR)), \
+              ('Product Sale', CAST(5000000 AS BIGINT), 'NGN', 'inflow', '2', NULL), \
+              ('anything', CAST(1 AS BIGINT), 'NGN', 'outflow', '2', 'Custom')) \
+            SELECT categorize(d, a, c, dir, acct, cat)['category'] AS category, \
+                   categorize(d, a, c, dir, acct, cat)['source'] AS source, \
+                   categorize(d, a, c, dir, acct, cat)['model_version'] IS NOT NULL AS has_version, \
+                   categorize(d, a, c, dir, acct, cat)['confidence'] > 0.5 AS confident \
+            FROM t";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = pretty_format_batches(&batches).unwrap().to_string();
+        assert!(
+            text.contains("| Rent     | model  | true        | true      |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Revenue  | model  | true        | true      |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Custom   | input  | false       | true      |"),
+            "{text}"
+        );
+        assert!(Arc::strong_count(&models) >= 1);
+    }
+}
