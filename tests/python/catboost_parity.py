@@ -66,7 +66,7 @@ X = floats(n, 6)
 y = ((X.f0 + 0.5 * X.f1 ** 2 - X.f2 * X.f3 / 3 + rng.normal(size=n) * 0.3) > 0.5).astype(int)
 X.loc[rng.uniform(size=n) < 0.07, "f0"] = np.nan
 X.loc[rng.uniform(size=n) < 0.05, "f4"] = np.nan
-m = catboost.CatBoostClassifier(iterations=120, depth=6, random_seed=1, verbose=0, thread_count=2)
+m = catboost.CatBoostClassifier(iterations=120, depth=6, random_seed=1, verbose=0, thread_count=2, allow_writing_files=False)
 m.fit(X[:3000], y[:3000])
 info = write("float_only", m, X[3000:].reset_index(drop=True), [])
 assert info["ctrs"] == 0
@@ -83,7 +83,7 @@ inter = (pd.Series(c1).isin(["alpha", "gamma", "eta"]) ^ pd.Series(c2).str[1:].a
 y = ((inter.astype(int) * 1.5 + (pd.Series(c3).str.len() > 70) + (X.f1 > 0.6) * (pd.Series(c4) == "Москва")
       + rng.normal(size=n) * 0.4) > 1.2).astype(int)
 cats = ["c1", "c2", "c3", "c4"]
-m = catboost.CatBoostClassifier(iterations=150, depth=6, random_seed=2, verbose=0, thread_count=2,
+m = catboost.CatBoostClassifier(iterations=150, depth=6, random_seed=2, verbose=0, thread_count=2, allow_writing_files=False,
                                 simple_ctr=["Borders", "Buckets", "Counter"],
                                 combinations_ctr=["Borders", "Counter"], one_hot_max_size=1,
                                 max_ctr_complexity=3)
@@ -108,7 +108,7 @@ y = np.where(X.direction == "inflow", "revenue",
              np.where(payee % 4 == 0, "rent", np.where(payee % 4 == 1, "salaries",
                       np.where(X.amount > 5000, "inventory", "supplies"))))
 cats = ["direction", "account", "desc"]
-m = catboost.CatBoostClassifier(iterations=200, depth=6, random_seed=3, verbose=0, thread_count=2,
+m = catboost.CatBoostClassifier(iterations=200, depth=6, random_seed=3, verbose=0, thread_count=2, allow_writing_files=False,
                                 loss_function="MultiClass", nan_mode="Max", one_hot_max_size=4,
                                 max_ctr_complexity=2)
 m.fit(X[:5000], y[:5000], cat_features=cats)
@@ -123,7 +123,7 @@ n = 4000
 X = pd.DataFrame({"f0": rng.normal(size=n), "f1": rng.uniform(size=n),
                   "c1": rng.choice(list("abcdefgh"), size=n), "c2": rng.choice(["p", "q", "r"], size=n)})
 y = X.f0 * 2 + (X.c1.isin(list("abc"))) * 3 + (X.c2 == "q") * X.f1 + rng.normal(size=n) * 0.1
-m = catboost.CatBoostRegressor(iterations=150, depth=5, random_seed=4, verbose=0, thread_count=2)
+m = catboost.CatBoostRegressor(iterations=150, depth=5, random_seed=4, verbose=0, thread_count=2, allow_writing_files=False)
 m.fit(X[:3000], y[:3000], cat_features=["c1", "c2"])
 write("regression", m, X[3000:].reset_index(drop=True), ["c1", "c2"], regression=True)
 print("catboost", catboost.__version__, file=sys.stderr)
