@@ -260,7 +260,7 @@ for _ in range(3):
     t = time.perf_counter()
     p = m.predict_proba(pool, thread_count=1)
     best = min(best, time.perf_counter() - t)
-np.save(out_path, p)
+np.save(out_path, np.ascontiguousarray(p))
 print(len(X) / best)
 "#;
 

@@ -34,6 +34,8 @@ pub struct ModelHandle {
     current: RwLock<Arc<LoadedModel>>,
     registry: Option<Registry>,
     review_below: f64,
+    /// Model evaluations (batches) so far.
+    evaluations: std::sync::atomic::AtomicU64,
 }
 
 /// Default confidence below which a model-filled category is flagged.
@@ -46,6 +48,7 @@ impl ModelHandle {
             current: RwLock::new(Arc::new(LoadedModel::bundled())),
             registry: None,
             review_below: DEFAULT_REVIEW_BELOW,
+            evaluations: Default::default(),
         })
     }
 
@@ -56,6 +59,7 @@ impl ModelHandle {
             current: RwLock::new(Arc::new(loaded)),
             registry: Some(registry),
             review_below,
+            evaluations: Default::default(),
         }))
     }
 
@@ -65,6 +69,11 @@ impl ModelHandle {
 
     pub fn review_below(&self) -> f64 {
         self.review_below
+    }
+
+    /// How many batches `categorize()` has evaluated with the model.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Re-reads the registry's `CURRENT`; loads and swaps in a new version.
@@ -142,7 +151,37 @@ pub fn return_fields() -> Fields {
     ])
 }
 
+/// The last batch's inputs and result. DataFusion evaluates
+/// `categorize(...)['category']`, `categorize(...)['confidence']`, … as
+/// separate expressions over the same input arrays; this makes them one
+/// model evaluation. The cached input arrays are kept alive, so equal
+/// buffers mean equal contents.
+#[derive(Default)]
+struct LastBatch {
+    inputs: Vec<ArrayRef>,
+    model: Option<Arc<LoadedModel>>,
+    output: Option<ArrayRef>,
+}
+
+impl LastBatch {
+    fn hit(&self, inputs: &[ArrayRef], model: &Arc<LoadedModel>) -> Option<ArrayRef> {
+        let same_model = self.model.as_ref().is_some_and(|m| Arc::ptr_eq(m, model));
+        let same_inputs = self.inputs.len() == inputs.len()
+            && self
+                .inputs
+                .iter()
+                .zip(inputs)
+                .all(|(a, b)| a.len() == b.len() && a.to_data().ptr_eq(&b.to_data()));
+        if same_model && same_inputs {
+            self.output.clone()
+        } else {
+            None
+        }
+    }
+}
+
 pub(crate) fn udf(models: Arc<ModelHandle>) -> ScalarUDF {
+    let last = Arc::new(std::sync::Mutex::new(LastBatch::default()));
     create_udf(
         "categorize",
         vec![
@@ -155,12 +194,28 @@ pub(crate) fn udf(models: Arc<ModelHandle>) -> ScalarUDF {
         ],
         DataType::Struct(return_fields()),
         Volatility::Stable,
-        Arc::new(move |args: &[ColumnarValue]| categorize_udf(&models, args)),
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let model = models.current();
+            if let Some(out) = last.lock().expect("cache lock").hit(&arrays, &model) {
+                return Ok(ColumnarValue::Array(out));
+            }
+            let out = categorize_arrays(&models, &model, &arrays)?;
+            *last.lock().expect("cache lock") = LastBatch {
+                inputs: arrays,
+                model: Some(model),
+                output: Some(out.clone()),
+            };
+            Ok(ColumnarValue::Array(out))
+        }),
     )
 }
 
-fn categorize_udf(models: &ModelHandle, args: &[ColumnarValue]) -> Result<ColumnarValue> {
-    let arrays = ColumnarValue::values_to_arrays(args)?;
+fn categorize_arrays(
+    models: &ModelHandle,
+    model: &LoadedModel,
+    arrays: &[ArrayRef],
+) -> Result<ArrayRef> {
     let desc = arrays[0].as_string::<i32>();
     let amount = arrays[1].as_primitive::<Int64Type>();
     let currency_col = arrays[2].as_string::<i32>();
@@ -199,7 +254,9 @@ fn categorize_udf(models: &ModelHandle, args: &[ColumnarValue]) -> Result<Column
             account: text(account, i),
         });
     }
-    let model = models.current();
+    models
+        .evaluations
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let predictions = categorize_parallel(&model.categorizer, &rows)
         .map_err(|e| DataFusionError::Execution(format!("categorize(): {e}")))?;
     let classes = model.categorizer.classes();
@@ -236,11 +293,7 @@ fn categorize_udf(models: &ModelHandle, args: &[ColumnarValue]) -> Result<Column
         Arc::new(src_b.finish()),
         Arc::new(rev_b.finish()),
     ];
-    Ok(ColumnarValue::Array(Arc::new(StructArray::new(
-        return_fields(),
-        columns,
-        None,
-    ))))
+    Ok(Arc::new(StructArray::new(return_fields(), columns, None)))
 }
 
 #[cfg(test)]
@@ -281,5 +334,48 @@ mod tests {
             "{text}"
         );
         assert!(Arc::strong_count(&models) >= 1);
+    }
+
+    /// The transform takes five fields of one call: the model runs once per batch.
+    #[tokio::test]
+    async fn one_evaluation_per_batch_for_all_fields() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::datasource::MemTable;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Utf8, true),
+            Field::new("a", DataType::Int64, true),
+            Field::new("c", DataType::Utf8, true),
+            Field::new("dir", DataType::Utf8, true),
+            Field::new("acct", DataType::Utf8, true),
+            Field::new("cat", DataType::Utf8, true),
+        ]));
+        let n = 1000;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["Office Rent Payment"; n])),
+                Arc::new(Int64Array::from(vec![2_000_000i64; n])),
+                Arc::new(StringArray::from(vec!["NGN"; n])),
+                Arc::new(StringArray::from(vec!["outflow"; n])),
+                Arc::new(StringArray::from(vec!["1"; n])),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+            ],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        let models = ModelHandle::bundled();
+        crate::register_all(&ctx, &models);
+        let mem = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+        ctx.register_table("t", Arc::new(mem)).unwrap();
+        let call = "categorize(d, a, c, dir, acct, cat)";
+        let sql = format!(
+            "SELECT {call}['category'] AS k, {call}['confidence'] AS p, {call}['model_version'] AS v, \
+             {call}['source'] AS s, {call}['needs_review'] AS r FROM t"
+        );
+        let out = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), n);
+        assert_eq!(models.evaluations(), 1);
     }
 }
