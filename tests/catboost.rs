@@ -215,3 +215,77 @@ print(n)
     let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(n >= 20);
 }
+
+/// Training and serving compute the same features: Python
+/// (`udfs/python/finopsia_features.py`) + `predict_proba` with the bundled
+/// model on the raw public sample, against `categorize()` in SQL on the
+/// same rows imported into a store.
+#[test]
+fn categorize_matches_python_features_and_predict_proba() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sample = root.join("pipeline/data/finopsia-seed-transactions.csv");
+    common::import(
+        &data,
+        &[
+            "--preset",
+            "finopsia-seed",
+            "--source",
+            "seed",
+            sample.to_str().unwrap(),
+        ],
+    );
+    let script = r#"
+import csv, sys
+sys.path.insert(0, sys.argv[1])
+import finopsia_features as ff
+import catboost, pandas as pd
+m = catboost.CatBoostClassifier()
+m.load_model(sys.argv[2], format="json")
+rows = list(csv.DictReader(open(sys.argv[3], encoding="utf-8")))
+X = pd.DataFrame([ff.features_of(r["description"], int(r["amount"]) * 100, 2, r["direction"], r["account_id"])
+                  for r in rows], columns=ff.FEATURES)[m.feature_names_]
+p = m.predict_proba(X)
+for r, probs in zip(rows, p):
+    k = int(probs.argmax())
+    print(r["transaction_id"], m.classes_[k], repr(float(probs[k])), sep=",")
+"#;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(root.join("udfs/python"))
+        .arg(root.join("udfs/models/default/model.json"))
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: std::collections::HashMap<String, (String, f64)> =
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_string(), (f[1].to_string(), f[2].parse().unwrap()))
+            })
+            .collect();
+    assert_eq!(expected.len(), 3000);
+    let rows = common::query(
+        &data,
+        "SELECT transaction_id, \
+           categorize(description, amount_minor, currency, direction, account_id, NULL)['category'] AS c, \
+           categorize(description, amount_minor, currency, direction, account_id, NULL)['confidence'] AS p \
+         FROM transactions",
+    );
+    assert_eq!(rows.len(), 3000);
+    for r in &rows {
+        let id = common::text(r, "transaction_id");
+        let (class, prob) = &expected[id];
+        assert_eq!(common::text(r, "c"), class, "transaction {id}");
+        let p = r["p"].as_f64().unwrap();
+        assert!((p - prob).abs() <= 1e-9, "transaction {id}: {p} vs {prob}");
+    }
+}

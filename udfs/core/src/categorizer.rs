@@ -135,13 +135,27 @@ impl Categorizer {
                 Feature::Desc | Feature::TokFirst | Feature::TokFirst2 | Feature::TokLast
             )
         });
-        let normalized: Vec<String> = if needs_text {
-            rows.iter()
-                .map(|r| normalize_description(r.description))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Descriptions repeat (merchants, payees): normalize and hash each
+        // distinct text once per batch. text[i] = hashes of (desc, first,
+        // first two, last token) of row i's description.
+        let mut text: Vec<u32> = Vec::new();
+        let mut hashes: Vec<[u32; 4]> = Vec::new();
+        if needs_text {
+            let mut seen: std::collections::HashMap<&str, u32> =
+                std::collections::HashMap::with_capacity(1024);
+            text.reserve(n);
+            for r in rows {
+                let id = *seen.entry(r.description).or_insert_with(|| {
+                    let d = normalize_description(r.description);
+                    let (a, b, c) = token_features(&d);
+                    hashes.push([cat_hash(&d), cat_hash(a), cat_hash(b), cat_hash(c)]);
+                    hashes.len() as u32 - 1
+                });
+                text.push(id);
+            }
+        }
+        let text_feature =
+            |k: usize| -> Vec<u32> { text.iter().map(|&i| hashes[i as usize][k]).collect() };
         for f in &self.features {
             match f {
                 Feature::Amount => floats.push(
@@ -151,7 +165,13 @@ impl Categorizer {
                 ),
                 Feature::Direction => cats.push(
                     rows.iter()
-                        .map(|r| cat_hash(&r.direction.to_ascii_lowercase()))
+                        .map(|r| {
+                            if r.direction.bytes().any(|b| b.is_ascii_uppercase()) {
+                                cat_hash(&r.direction.to_ascii_lowercase())
+                            } else {
+                                cat_hash(r.direction)
+                            }
+                        })
                         .collect(),
                 ),
                 Feature::Account => cats.push(rows.iter().map(|r| cat_hash(r.account)).collect()),
@@ -160,25 +180,10 @@ impl Categorizer {
                         .map(|r| cat_hash(&r.currency.to_ascii_uppercase()))
                         .collect(),
                 ),
-                Feature::Desc => cats.push(normalized.iter().map(|d| cat_hash(d)).collect()),
-                Feature::TokFirst => cats.push(
-                    normalized
-                        .iter()
-                        .map(|d| cat_hash(token_features(d).0))
-                        .collect(),
-                ),
-                Feature::TokFirst2 => cats.push(
-                    normalized
-                        .iter()
-                        .map(|d| cat_hash(token_features(d).1))
-                        .collect(),
-                ),
-                Feature::TokLast => cats.push(
-                    normalized
-                        .iter()
-                        .map(|d| cat_hash(token_features(d).2))
-                        .collect(),
-                ),
+                Feature::Desc => cats.push(text_feature(0)),
+                Feature::TokFirst => cats.push(text_feature(1)),
+                Feature::TokFirst2 => cats.push(text_feature(2)),
+                Feature::TokLast => cats.push(text_feature(3)),
             }
         }
         let (mut fi, mut ci) = (0, 0);
