@@ -109,78 +109,51 @@ fn evaluator_equals_python_catboost() {
     assert_eq!(checked, 4);
 }
 
+/// `finopsia model eval` of a model text on an input text: (success, stdout, stderr).
+fn eval_text(model: &str, input: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, i) = (dir.path().join("m.json"), dir.path().join("in.csv"));
+    std::fs::write(&m, model).unwrap();
+    std::fs::write(&i, input).unwrap();
+    let out = common::finopsia(&[
+        "model",
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+    ]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A one-split model on float feature `a` (leaf values 1 and 2) with a loss.
+fn tiny_model(loss: &str) -> String {
+    format!(
+        r#"{{"features_info": {{"float_features": [{{"feature_index": 0, "flat_feature_index": 0, "feature_id": "a", "borders": [0.5]}}]}},
+            "oblivious_trees": [{{"splits": [{{"split_index": 0, "split_type": "FloatFeature", "border": 0.5, "float_feature_index": 0}}], "leaf_values": [1, 2]}}],
+            "model_info": {{"params": {{"loss_function": {{"type": "{loss}"}}}}}}}}"#
+    )
+}
+
 #[test]
 fn unsupported_models_are_load_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.json");
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "a\n1\n").unwrap();
-    // Non-symmetric trees.
-    std::fs::write(
-        &model,
+    let (ok, _, err) = eval_text(
         r#"{"features_info": {}, "trees": [], "model_info": {}}"#,
-    )
-    .unwrap();
-    let out = common::finopsia(&[
-        "model",
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("non-symmetric trees"), "{err}");
-    // Unsupported loss function.
-    std::fs::write(
-        &model,
-        r#"{"features_info": {"float_features": [{"feature_index": 0, "flat_feature_index": 0, "feature_id": "a", "borders": [0.5]}]},
-            "oblivious_trees": [{"splits": [{"split_index": 0, "split_type": "FloatFeature", "border": 0.5, "float_feature_index": 0}], "leaf_values": [1, 2]}],
-            "model_info": {"params": {"loss_function": {"type": "Poisson"}}}}"#,
-    )
-    .unwrap();
-    let out = common::finopsia(&[
-        "model",
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Poisson is not supported"), "{err}");
+        "a\n1\n",
+    );
+    assert!(!ok && err.contains("non-symmetric trees"), "{err}");
+    let (ok, _, err) = eval_text(&tiny_model("Poisson"), "a\n1\n");
+    assert!(!ok && err.contains("Poisson is not supported"), "{err}");
     // A missing feature column is a clear input error.
-    std::fs::write(&input, "b\n1\n").unwrap();
-    std::fs::write(
-        &model,
-        r#"{"features_info": {"float_features": [{"feature_index": 0, "flat_feature_index": 0, "feature_id": "a", "borders": [0.5]}]},
-            "oblivious_trees": [{"splits": [{"split_index": 0, "split_type": "FloatFeature", "border": 0.5, "float_feature_index": 0}], "leaf_values": [1, 2]}],
-            "model_info": {"params": {"loss_function": {"type": "RMSE"}}}}"#,
-    )
-    .unwrap();
-    let out = common::finopsia(&[
-        "model",
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no column \"a\""), "{err}");
+    let (ok, _, err) = eval_text(&tiny_model("RMSE"), "b\n1\n");
+    assert!(!ok && err.contains("no column \"a\""), "{err}");
     // And the tiny valid model evaluates: a=1 > 0.5 -> leaf 1 = 2.
-    std::fs::write(&input, "a\n1\n0\n").unwrap();
-    let text = common::ok(&[
-        "model",
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let (ok, text, err) = eval_text(&tiny_model("RMSE"), "a\n1\n0\n");
+    assert!(ok, "{err}");
     assert_eq!(text, "a,prediction\n1,2.0\n0,1.0\n");
 }
 

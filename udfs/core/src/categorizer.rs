@@ -124,6 +124,32 @@ impl Categorizer {
         self.model.class_names()
     }
 
+    /// One transaction's category and confidence: the input category (with
+    /// confidence 1) when present, else the model's most probable class.
+    pub fn category_of(
+        &self,
+        description: &str,
+        amount_minor: i64,
+        currency: &str,
+        direction: &str,
+        account: &str,
+        category: Option<&str>,
+    ) -> Result<(String, f64), ModelError> {
+        if let Some(c) = category.map(str::trim).filter(|c| !c.is_empty()) {
+            return Ok((c.to_string(), 1.0));
+        }
+        let row = TxnRow {
+            description,
+            amount_minor,
+            exponent: crate::currency::exponent(currency).unwrap_or(2),
+            currency,
+            direction,
+            account,
+        };
+        let p = self.categorize(&[row])?[0];
+        Ok((self.classes()[p.class].clone(), p.confidence))
+    }
+
     /// Categorizes rows: most probable class and its probability.
     pub fn categorize(&self, rows: &[TxnRow<'_>]) -> Result<Vec<Prediction>, ModelError> {
         let n = rows.len();

@@ -11,8 +11,7 @@ finopsia-udf-core = "0.1"
 use std::sync::LazyLock;
 
 use arroyo_udf_plugin::udf;
-use finopsia_udf_core::categorizer::{Categorizer, TxnRow};
-use finopsia_udf_core::currency;
+use finopsia_udf_core::categorizer::Categorizer;
 
 static MODEL: LazyLock<Categorizer> = LazyLock::new(|| {
     Categorizer::from_json(include_str!("../../../models/default/model.json"))
@@ -28,19 +27,17 @@ pub fn categorize(
     account_id: &str,
     category: Option<&str>,
 ) -> String {
-    if let Some(c) = category.map(str::trim).filter(|c| !c.is_empty()) {
-        return c.to_string();
-    }
-    let row = TxnRow {
-        description: description.unwrap_or(""),
-        amount_minor,
-        exponent: currency::exponent(currency).unwrap_or(2),
-        currency,
-        direction,
-        account: account_id,
-    };
-    let p = MODEL.categorize(&[row]).expect("categorize")[0];
-    MODEL.classes()[p.class].clone()
+    MODEL
+        .category_of(
+            description.unwrap_or(""),
+            amount_minor,
+            currency,
+            direction,
+            account_id,
+            category,
+        )
+        .expect("the bundled model evaluates")
+        .0
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@ finopsia-udf-core = "0.1"
 use std::sync::LazyLock;
 
 use arroyo_udf_plugin::udf;
-use finopsia_udf_core::categorizer::{Categorizer, TxnRow};
-use finopsia_udf_core::currency;
+use finopsia_udf_core::categorizer::Categorizer;
 
 static MODEL: LazyLock<Categorizer> = LazyLock::new(|| {
     Categorizer::from_json(include_str!("../../../models/default/model.json"))
@@ -26,18 +25,17 @@ pub fn category_confidence(
     account_id: &str,
     category: Option<&str>,
 ) -> f64 {
-    if category.map(str::trim).is_some_and(|c| !c.is_empty()) {
-        return 1.0;
-    }
-    let row = TxnRow {
-        description: description.unwrap_or(""),
-        amount_minor,
-        exponent: currency::exponent(currency).unwrap_or(2),
-        currency,
-        direction,
-        account: account_id,
-    };
-    MODEL.categorize(&[row]).expect("categorize")[0].confidence
+    MODEL
+        .category_of(
+            description.unwrap_or(""),
+            amount_minor,
+            currency,
+            direction,
+            account_id,
+            category,
+        )
+        .expect("the bundled model evaluates")
+        .1
 }
 
 #[cfg(test)]
