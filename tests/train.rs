@@ -220,3 +220,43 @@ fn train_then_hot_swap_in_a_running_service() {
     assert_eq!(c.len(), 3);
     assert_eq!(text(&c[0], "model_version"), version);
 }
+
+#[test]
+fn training_on_too_little_data_fails_clearly_and_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("few.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{HEADER},category\nf1,1,10,NGN,outflow,Rent,2025-01-01,Rent\n\
+             f2,1,20,NGN,inflow,Sale,2025-01-02,Revenue\n"
+        ),
+    )
+    .unwrap();
+    import(&data, &[file.to_str().unwrap()]);
+    let out = finopsia(&[
+        "train",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--python",
+        &python(),
+        "--quick",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only 2 labelled rows"), "{err}");
+    assert!(err.contains("no model was registered"), "{err}");
+    assert!(!data.join("models/CURRENT").exists());
+    // A Python without catboost (or none at all) is a clear error too.
+    let out = finopsia(&[
+        "train",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--python",
+        "/nonexistent/python3",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot run /nonexistent/python3"), "{err}");
+}

@@ -405,19 +405,23 @@ pub async fn train(data_dir: &Path, opts: &TrainOptions) -> Result<TrainReport> 
         .arg("--iterations")
         .arg(opts.iterations.to_string())
         .args(&opts.extra_args)
-        .stdout(std::process::Stdio::inherit())
+        // Progress goes to stderr (shown); the script's summary line on
+        // stdout is only logged, so `--json` output stays one object.
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .status()
+        .output()
         .map_err(|e| {
             Error::Config(format!(
                 "cannot run {} (set train.python or FINOPSIA_PYTHON to a Python with catboost): {e}",
                 opts.python
             ))
         })?;
-    if !status.success() {
+    tracing::debug!(summary = %String::from_utf8_lossy(&status.stdout).trim(), "train.py done");
+    if !status.status.success() {
         let _ = std::fs::remove_dir_all(&work);
         return Err(Error::Model(format!(
-            "training script failed ({status}); no model was registered"
+            "training script failed ({}); no model was registered",
+            status.status
         )));
     }
     let final_dir = registry.version_dir(&version);

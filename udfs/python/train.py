@@ -98,8 +98,11 @@ def main():
                   random_seed=a.seed, verbose=0, thread_count=a.threads, allow_writing_files=False)
     if a.learning_rate:
         params["learning_rate"] = a.learning_rate
+    print(f"train.py: {len(y)} labelled rows, {len(classes)} categories; training on "
+          f"{int((~test_mask).sum())}, holding out {int(test_mask.sum())}", file=sys.stderr, flush=True)
     model = catboost.CatBoostClassifier(**params)
-    model.fit(X_train, y_train, cat_features=ff.CAT_FEATURES)
+    model.fit(X_train, y_train, cat_features=ff.CAT_FEATURES,
+              verbose=max(1, a.iterations // 5), log_cout=sys.stderr, log_cerr=sys.stderr)
 
     # Generalization to descriptions never seen in training: a second model
     # with the same parameters, holding out whole normalized descriptions.
@@ -110,6 +113,8 @@ def main():
         held = set(rng2.choice(descs, size=max(1, int(len(descs) * a.holdout)), replace=False).tolist())
         m2 = X["desc"].isin(held).to_numpy()
         if 0 < m2.sum() < len(y) and len(set(y[~m2])) >= 2:
+            print(f"train.py: measuring accuracy on {len(held)} unseen descriptions "
+                  "(a second model; --no-unseen-eval skips it)", file=sys.stderr, flush=True)
             model2 = catboost.CatBoostClassifier(**params)
             model2.fit(X[~m2], y[~m2], cat_features=ff.CAT_FEATURES)
             p2 = model2.predict(X[m2]).reshape(-1)
