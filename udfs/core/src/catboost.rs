@@ -1018,15 +1018,25 @@ impl Model {
                 }
             }
             let leaves = &self.leaf_values[tree.leaf_offset..];
-            if dim == 1 {
-                for (o, &ix) in out.iter_mut().zip(index.iter()) {
-                    *o += leaves[ix as usize];
-                }
-            } else {
-                for (o, &ix) in out.chunks_exact_mut(dim).zip(index.iter()) {
-                    let leaf = &leaves[ix as usize * dim..ix as usize * dim + dim];
-                    for (a, b) in o.iter_mut().zip(leaf) {
-                        *a += b;
+            match dim {
+                1 => add_leaves::<1>(out, index, leaves),
+                2 => add_leaves::<2>(out, index, leaves),
+                3 => add_leaves::<3>(out, index, leaves),
+                4 => add_leaves::<4>(out, index, leaves),
+                5 => add_leaves::<5>(out, index, leaves),
+                6 => add_leaves::<6>(out, index, leaves),
+                7 => add_leaves::<7>(out, index, leaves),
+                8 => add_leaves::<8>(out, index, leaves),
+                9 => add_leaves::<9>(out, index, leaves),
+                10 => add_leaves::<10>(out, index, leaves),
+                12 => add_leaves::<12>(out, index, leaves),
+                16 => add_leaves::<16>(out, index, leaves),
+                _ => {
+                    for (o, &ix) in out.chunks_exact_mut(dim).zip(index.iter()) {
+                        let leaf = &leaves[ix as usize * dim..ix as usize * dim + dim];
+                        for (a, b) in o.iter_mut().zip(leaf) {
+                            *a += b;
+                        }
                     }
                 }
             }
@@ -1036,6 +1046,22 @@ impl Model {
                 *v = self.scale * *v + b;
             }
         }
+    }
+}
+
+/// Adds each document's leaf (`D` values) to its outputs; `D` known at
+/// compile time so the inner loop is one or two vector adds.
+#[inline(always)]
+fn add_leaves<const D: usize>(out: &mut [f64], index: &[u32], leaves: &[f64]) {
+    for (o, &ix) in out.chunks_exact_mut(D).zip(index) {
+        let start = ix as usize * D;
+        let leaf: &[f64; D] = leaves[start..start + D].try_into().expect("D leaf values");
+        let o: &mut [f64; D] = o.try_into().expect("D outputs");
+        let mut acc = *o;
+        for (a, l) in acc.iter_mut().zip(leaf) {
+            *a += l;
+        }
+        *o = acc;
     }
 }
 
