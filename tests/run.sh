@@ -28,7 +28,11 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path udfs/arroyo/Cargo.toml --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
 echo "== cargo test"
-cargo test --workspace --no-fail-fast
+cargo test --workspace --no-fail-fast 2>&1 | tee -a "$LOG"
 echo "== Arroyo UDF workspace (udfs/arroyo: own lockfile, arrow 51)"
-cargo test --manifest-path udfs/arroyo/Cargo.toml --locked
+cargo test --manifest-path udfs/arroyo/Cargo.toml --locked --lib 2>&1 | tee -a "$LOG"
+# One closing line over every test binary above.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
