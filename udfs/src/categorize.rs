@@ -98,10 +98,16 @@ impl ModelHandle {
 }
 
 impl LoadedModel {
-    /// Version of the bundled model.
+    /// Version of the bundled model (from its metadata; the model itself is
+    /// not parsed for this).
     pub fn bundled_version() -> &'static str {
         static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        V.get_or_init(|| LoadedModel::bundled().version)
+        V.get_or_init(|| {
+            serde_json::from_str::<serde_json::Value>(crate::registry::BUNDLED_METADATA)
+                .ok()
+                .and_then(|m| m.get("version")?.as_str().map(str::to_string))
+                .expect("the bundled metadata names its version")
+        })
     }
 }
 

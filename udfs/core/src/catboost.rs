@@ -28,8 +28,6 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::cityhash::cat_hash;
-
 /// Documents evaluated together (bins for a block stay in L1/L2 cache).
 const BLOCK: usize = 128;
 /// The multiplier of CatBoost's projection hash.
@@ -82,7 +80,7 @@ pub struct FeatureSpec {
 pub enum Column<'a> {
     /// Float feature values (NaN = missing).
     Float(&'a [f32]),
-    /// Categorical feature values already hashed with [`cat_hash`].
+    /// Categorical feature values already hashed with [`crate::cityhash::cat_hash`].
     Cat(&'a [u32]),
 }
 
@@ -1203,9 +1201,4 @@ impl std::hash::Hasher for IdentityState {
     fn write_u64(&mut self, v: u64) {
         self.0 = v;
     }
-}
-
-/// Hashes categorical text values the way CatBoost does.
-pub fn hash_values<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
-    values.into_iter().map(cat_hash).collect()
 }
