@@ -128,6 +128,36 @@ enum Command {
         #[command(subcommand)]
         what: ModelCommand,
     },
+    /// Cash-flow forecasts. Without --input: refresh the forecasts of every
+    /// series in the store (accounts, categories, organisation), store them in
+    /// `forecasts`, `forecast_runs` and `recurring`, and print a summary with
+    /// runway. With --input: forecast one `ds,y` CSV series with Prophet on
+    /// Python Prophet's defaults and write `ds,yhat,yhat_lower,yhat_upper`.
+    Forecast {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A `ds,y` CSV (ds an ISO date, one row per day; gaps allowed).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Days to forecast (default: forecast.horizon_days from config, 90).
+        #[arg(long)]
+        horizon: Option<usize>,
+        /// Prophet holidays CSV `holiday,ds[,lower_window,upper_window]` (with --input).
+        #[arg(long, requires = "input")]
+        holidays: Option<PathBuf>,
+        /// Output CSV (with --input; default: standard output).
+        #[arg(long, requires = "input")]
+        output: Option<PathBuf>,
+        /// Interval width, 0..1 (default: forecast.interval_width, 0.8).
+        #[arg(long)]
+        interval_width: Option<f64>,
+        /// Refit every series, even those without new data.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -174,6 +204,25 @@ enum BenchCommand {
         #[arg(long, default_value = "bench-data")]
         dir: PathBuf,
         /// Python with catboost for the side-by-side baseline (omit to skip it).
+        #[arg(long)]
+        python: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forecast refresh of many generated 3-year series on all cores (Prophet
+    /// with recurring holidays, intervals, backtest, runway), and per-series
+    /// fit+predict against Python Prophet on the same series.
+    Forecast {
+        #[arg(long, default_value_t = 1000)]
+        series: usize,
+        #[arg(long, default_value_t = 1095)]
+        days: usize,
+        /// Series timed one by one against Python Prophet.
+        #[arg(long, default_value_t = 20)]
+        sample: usize,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Python with prophet for the side-by-side baseline (omit to skip it).
         #[arg(long)]
         python: Option<String>,
         #[arg(long)]
@@ -233,6 +282,45 @@ fn init_logging(config: &Config) {
     } else {
         builder.try_init()
     };
+}
+
+/// `finopsia forecast --input`: one series, Prophet with Python's defaults.
+fn forecast_file(
+    cfg: &finopsia_pipeline::config::ForecastConfig,
+    input: &std::path::Path,
+    holidays: Option<&std::path::Path>,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use finopsia_forecast::io;
+    let series = io::read_series(input)?;
+    let rows = match holidays {
+        Some(h) => io::read_holidays(h)?,
+        None => Vec::new(),
+    };
+    let started = std::time::Instant::now();
+    let fx = finopsia_forecast::Forecaster::new();
+    let fc = fx.prophet(&series, &rows, cfg.horizon_days, &cfg.settings())?;
+    match output {
+        Some(path) => {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            );
+            io::write_forecast(&mut f, &fc)?;
+            std::io::Write::flush(&mut f)?;
+        }
+        None => io::write_forecast(&mut std::io::stdout().lock(), &fc)?,
+    }
+    eprintln!(
+        "{} days of history ({} to {}), {} holiday rows -> {} days forecast in {} ms",
+        series.len(),
+        series.ds[0],
+        series.ds[series.len() - 1],
+        rows.len(),
+        fc.ds.len(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
@@ -461,6 +549,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 loaded.categorizer.classes().len()
             );
         }
+        Command::Forecast {
+            data_dir,
+            input,
+            horizon,
+            holidays,
+            output,
+            interval_width,
+            all,
+            json,
+        } => {
+            let mut fc = config.forecast.clone();
+            if let Some(h) = horizon {
+                fc.horizon_days = h;
+            }
+            if let Some(w) = interval_width {
+                fc.interval_width = w;
+            }
+            fc.validate()?;
+            match input {
+                Some(input) => forecast_file(&fc, &input, holidays.as_deref(), output.as_deref())?,
+                None => {
+                    let data_dir = data_dir.unwrap_or(config.data_dir);
+                    let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+                    let report =
+                        finopsia_pipeline::forecasts::refresh(&data_dir, &fc, all, progress)
+                            .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", report.table());
+                    }
+                }
+            }
+        }
         Command::Bench {
             what:
                 BenchCommand::Categorize {
@@ -500,6 +622,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "import with categorize():     {:>12.0} rows/s  ({:.2} of the evaluator)",
                     r.end_to_end_rows_per_sec, r.end_to_end_vs_evaluator
                 );
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Forecast {
+                    series,
+                    days,
+                    sample,
+                    dir,
+                    python,
+                    json,
+                },
+        } => {
+            let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let r = tokio::task::spawn_blocking(move || {
+                finopsia_pipeline::bench_forecast::forecast_bench(
+                    &dir,
+                    series,
+                    days,
+                    sample,
+                    python.as_deref(),
+                    progress,
+                )
+            })
+            .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} series x {} days, horizon {}, {} backtest folds, {} threads",
+                    r.series, r.days, r.horizon_days, r.backtest_folds, r.threads
+                );
+                println!(
+                    "optimizer start-up:      {:>8.2} s",
+                    r.optimizer_startup_seconds
+                );
+                println!(
+                    "refresh of all series:   {:>8.2} s  ({:.1} series/s, {} failed)",
+                    r.refresh_seconds, r.refresh_series_per_sec, r.refresh_failed
+                );
+                println!(
+                    "fit+predict, 1 series:   {:>8.1} ms median over {}",
+                    r.finopsia_fit_predict_ms_median, r.sample
+                );
+                if let (Some(p), Some(x), Some(d)) = (
+                    r.python_fit_predict_ms_median,
+                    r.speedup_vs_python,
+                    r.yhat_rel_diff_max,
+                ) {
+                    println!(
+                        "python prophet:          {p:>8.1} ms median  (finopsia {x:.2}x faster; max yhat diff {d:.1e} of mean |y|)"
+                    );
+                }
             }
         }
         Command::Bench {

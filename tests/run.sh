@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# Python reference oracles and the training script: PyPI catboost + pandas in
-# a virtualenv under target/ (reused when already complete).
+# Python reference oracles and the training script: PyPI catboost, prophet
+# and pandas in a virtualenv under target/ (reused when already complete).
 PYENV="${FINOPSIA_PYENV:-$PWD/target/pyenv}"
-if ! "$PYENV/bin/python" -c "import catboost, pandas" >/dev/null 2>&1; then
-    echo "== python venv ($PYENV): catboost, pandas"
+if ! "$PYENV/bin/python" -c "import catboost, pandas, prophet" >/dev/null 2>&1; then
+    echo "== python venv ($PYENV): catboost, prophet, pandas"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
     fi
@@ -21,7 +21,7 @@ if ! "$PYENV/bin/python" -c "import catboost, pandas" >/dev/null 2>&1; then
     "$PYENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 fi
 export FINOPSIA_TEST_PYTHON="$PYENV/bin/python"
-"$FINOPSIA_TEST_PYTHON" -c "import catboost; print('python catboost', catboost.__version__)"
+"$FINOPSIA_TEST_PYTHON" -c "import catboost, prophet; print('python catboost', catboost.__version__, 'prophet', prophet.__version__)"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -9,10 +9,12 @@
 //! watcher); [`import`] drives bounded file imports; [`bench`] measures them.
 
 pub mod bench;
+pub mod bench_forecast;
 pub mod config;
 pub mod csv;
 pub mod engine;
 pub mod error;
+pub mod forecasts;
 pub mod import;
 pub mod input;
 pub mod models;

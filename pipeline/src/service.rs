@@ -77,8 +77,10 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     let preset = config.preset(&config.inbox.preset)?;
     tracing::info!(inbox = %inbox.display(), "watching inbox; drop CSV or NDJSON files there (Ctrl-C to stop)");
     let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
+    let mut forecasts = ForecastScheduler::new(&config);
     tokio::pin!(shutdown);
     loop {
+        forecasts.poll(&config).await;
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(poll) => {}
@@ -107,6 +109,9 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
             match outcome {
                 Ok(r) => {
                     tracing::info!(file = %path.display(), accepted = r.counts.accepted, quarantined = r.counts.quarantined, duplicates = r.counts.duplicates, "file ingested");
+                    if r.counts.accepted > 0 {
+                        forecasts.new_data();
+                    }
                     move_unique(&path, &processed.join(&name))?;
                 }
                 Err(error) => {
@@ -129,8 +134,91 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         }
     }
     tracing::info!("shutting down");
+    forecasts.finish().await;
     engine.flush().await?;
     Ok(())
+}
+
+/// Runs forecast refreshes in the background: at start-up, every
+/// `forecast.refresh_interval`, and once `forecast.refresh_debounce` has
+/// passed after new data (series whose data did not change are not refit).
+/// One refresh at a time; `refresh_interval = 0` turns this off.
+struct ForecastScheduler {
+    every: Duration,
+    debounce: Duration,
+    last: Option<std::time::Instant>,
+    new_data_at: Option<std::time::Instant>,
+    task: Option<tokio::task::JoinHandle<Result<crate::forecasts::RefreshReport>>>,
+}
+
+impl ForecastScheduler {
+    fn new(config: &Config) -> Self {
+        ForecastScheduler {
+            every: config.forecast.refresh_interval(),
+            debounce: config.forecast.refresh_debounce(),
+            last: None,
+            new_data_at: None,
+            task: None,
+        }
+    }
+
+    fn new_data(&mut self) {
+        self.new_data_at = Some(std::time::Instant::now());
+    }
+
+    async fn poll(&mut self, config: &Config) {
+        if self.every.is_zero() {
+            return;
+        }
+        if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+            let task = self.task.take().expect("task");
+            Self::log(task.await);
+        }
+        if self.task.is_some() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let due = match self.last {
+            None => true,
+            Some(last) => {
+                now.duration_since(last) >= self.every
+                    || self
+                        .new_data_at
+                        .is_some_and(|t| now.duration_since(t) >= self.debounce)
+            }
+        };
+        if !due
+            || !config
+                .data_dir
+                .join("tables/transactions/_delta_log")
+                .is_dir()
+        {
+            return;
+        }
+        self.last = Some(now);
+        self.new_data_at = None;
+        let (dir, cfg) = (config.data_dir.clone(), config.forecast.clone());
+        self.task = Some(tokio::spawn(async move {
+            crate::forecasts::refresh(&dir, &cfg, false, false).await
+        }));
+    }
+
+    fn log(
+        r: std::result::Result<Result<crate::forecasts::RefreshReport>, tokio::task::JoinError>,
+    ) {
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "forecast refresh failed"),
+            Err(error) => tracing::error!(%error, "forecast refresh panicked"),
+        }
+    }
+
+    /// Waits for a running refresh (its commit is atomic either way).
+    async fn finish(&mut self) {
+        if let Some(task) = self.task.take() {
+            Self::log(task.await);
+        }
+    }
 }
 
 /// Logs what the store holds, so a newcomer sees data at once.

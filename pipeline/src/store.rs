@@ -152,6 +152,20 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the whole table with `batch` in one commit.
+    pub async fn overwrite(&mut self, name: &str, batch: RecordBatch) -> Result<()> {
+        if !self.exists(name) {
+            return self.append(name, vec![batch], None).await;
+        }
+        let table = self.take(name).await?;
+        let table = table
+            .write(vec![relax(&batch)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(())
+    }
+
     /// The last version committed for an application id, if any.
     pub async fn app_version(&mut self, name: &str, app_id: &str) -> Result<Option<i64>> {
         if !self.exists(name) {
@@ -185,6 +199,7 @@ impl Store {
         for name in self.table_names()? {
             self.register(&ctx, &name).await?;
         }
+        crate::forecasts::register_views(&ctx).await?;
         Ok(ctx)
     }
 

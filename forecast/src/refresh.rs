@@ -1,0 +1,292 @@
+//! Forecasting many series on all cores: for each series, Prophet (with the
+//! series' recurring patterns as holidays) or the seasonal-naive fallback when
+//! the history is short, a rolling-origin backtest, and for flow series the
+//! projected balance and runway.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::backtest::{cutoffs, Score, Scorer};
+use crate::model::{seasonal_naive, Forecast, Forecaster, ModelKind, ProphetSettings, Series};
+use crate::recurring::{holiday_rows, Recurring};
+use crate::runway::{project_balance, runway, Runway};
+use crate::series::SeriesKey;
+
+/// How series are forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefreshConfig {
+    /// Days forecast after the last day of data.
+    pub horizon_days: usize,
+    /// Width of the forecast interval (0..1).
+    pub interval_width: f64,
+    /// Prophet samples for the interval (0 = no interval).
+    pub uncertainty_samples: u32,
+    pub changepoint_prior_scale: f64,
+    pub seasonality_prior_scale: f64,
+    pub holidays_prior_scale: f64,
+    /// Series with fewer days of history use the seasonal-naive fallback.
+    pub min_history_days: usize,
+    /// Only the most recent days are used for fitting (0 = all).
+    pub training_window_days: usize,
+    /// Rolling-origin backtest: number of folds (0 = no backtest) and the
+    /// days each fold holds out.
+    pub backtest_folds: usize,
+    pub backtest_days: usize,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        RefreshConfig {
+            horizon_days: 90,
+            interval_width: 0.8,
+            uncertainty_samples: 1000,
+            changepoint_prior_scale: 0.05,
+            seasonality_prior_scale: 10.0,
+            holidays_prior_scale: 10.0,
+            min_history_days: 56,
+            training_window_days: 0,
+            backtest_folds: 2,
+            backtest_days: 30,
+            threads: 0,
+        }
+    }
+}
+
+impl RefreshConfig {
+    pub fn settings(&self) -> ProphetSettings {
+        ProphetSettings {
+            interval_width: self.interval_width,
+            uncertainty_samples: self.uncertainty_samples,
+            changepoint_prior_scale: self.changepoint_prior_scale,
+            seasonality_prior_scale: self.seasonality_prior_scale,
+            holidays_prior_scale: self.holidays_prior_scale,
+            ..ProphetSettings::default()
+        }
+    }
+
+    pub fn validate(&self) -> crate::Result<()> {
+        self.settings().validate()?;
+        if self.horizon_days == 0 || self.horizon_days > 3660 {
+            return Err(crate::Error::Input(format!(
+                "horizon must be 1..=3660 days, got {}",
+                self.horizon_days
+            )));
+        }
+        if self.backtest_folds > 0 && self.backtest_days == 0 {
+            return Err(crate::Error::Input(
+                "backtest_days must be positive when backtest_folds > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// One series to forecast.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub key: SeriesKey,
+    /// Daily values (consecutive days).
+    pub series: Series,
+    /// Recurring patterns that affect this series (its holidays).
+    pub recurring: Vec<Recurring>,
+    /// For flow series: the balance at the end of `series`, from which the
+    /// balance is projected and the runway computed.
+    pub balance: Option<f64>,
+    /// Runway threshold for the balance.
+    pub threshold: f64,
+}
+
+/// Per-series result status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Prophet fitted.
+    Ok,
+    /// Too little history for Prophet: the fallback model was used.
+    ShortHistory,
+    /// Nothing to forecast (fewer than two days).
+    NoData,
+    /// Fitting failed; `error` says why.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::ShortHistory => "short_history",
+            Status::NoData => "no_data",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What a refresh produced for one series.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub key: SeriesKey,
+    pub status: Status,
+    pub model: Option<ModelKind>,
+    pub error: Option<String>,
+    pub train_start: Option<NaiveDate>,
+    pub train_end: Option<NaiveDate>,
+    pub forecast: Option<Forecast>,
+    pub backtest: Option<Score>,
+    /// Recurring patterns given to the model as holidays.
+    pub holidays: usize,
+    /// Projected balance and runway (flow series with a balance).
+    pub balance: Option<Forecast>,
+    pub runway: Option<Runway>,
+    pub seconds: f64,
+}
+
+fn fit(
+    fx: &Forecaster,
+    cfg: &RefreshConfig,
+    series: &Series,
+    recurring: &[&Recurring],
+    days: &[NaiveDate],
+    prophet: bool,
+) -> crate::Result<Forecast> {
+    if !prophet {
+        return seasonal_naive(series, days, 7, cfg.interval_width);
+    }
+    let train_end = *series.ds.last().expect("non-empty");
+    let until = *days.last().unwrap_or(&train_end);
+    let holidays = holiday_rows(recurring, train_end, until);
+    fx.prophet_at(series, &holidays, days, &cfg.settings())
+}
+
+/// Forecasts one series.
+pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
+    let started = Instant::now();
+    let mut out = Outcome {
+        key: job.key.clone(),
+        status: Status::NoData,
+        model: None,
+        error: None,
+        train_start: None,
+        train_end: None,
+        forecast: None,
+        backtest: None,
+        holidays: 0,
+        balance: None,
+        runway: None,
+        seconds: 0.0,
+    };
+    let mut series = job.series.clone();
+    if cfg.training_window_days > 0 && series.len() > cfg.training_window_days {
+        series = series.tail_from(series.len() - cfg.training_window_days);
+    }
+    if series.len() < 2 {
+        out.seconds = started.elapsed().as_secs_f64();
+        return out;
+    }
+    let prophet = series.len() >= cfg.min_history_days.max(2);
+    let last = *series.ds.last().expect("non-empty");
+    out.train_start = series.ds.first().copied();
+    out.train_end = Some(last);
+    out.model = Some(if prophet {
+        ModelKind::Prophet
+    } else {
+        ModelKind::SeasonalNaive
+    });
+    // Patterns still going at the end of the data become holidays.
+    let recurring: Vec<&Recurring> = job.recurring.iter().filter(|r| r.active(last)).collect();
+    out.holidays = if prophet { recurring.len() } else { 0 };
+    let days: Vec<NaiveDate> = (1..=cfg.horizon_days as i64)
+        .map(|i| last + Duration::days(i))
+        .collect();
+    match fit(fx, cfg, &series, &recurring, &days, prophet) {
+        Ok(fc) => {
+            out.status = if prophet {
+                Status::Ok
+            } else {
+                Status::ShortHistory
+            };
+            if let Some(b) = job.balance {
+                let bal = project_balance(b, &fc);
+                out.runway = runway(&bal, job.threshold);
+                out.balance = Some(bal);
+            }
+            out.forecast = Some(fc);
+        }
+        Err(e) => {
+            out.status = Status::Failed;
+            out.error = Some(e.to_string());
+        }
+    }
+    if out.status != Status::Failed && cfg.backtest_folds > 0 {
+        let mut scorer = Scorer::default();
+        let min_train = if prophet { cfg.min_history_days } else { 2 };
+        for cut in cutoffs(
+            series.len(),
+            cfg.backtest_folds,
+            cfg.backtest_days,
+            min_train,
+        ) {
+            let train = series.head(cut);
+            let end = (cut + cfg.backtest_days).min(series.len());
+            let hold = &series.ds[cut..end];
+            match fit(fx, cfg, &train, &recurring, hold, prophet) {
+                Ok(fc) => scorer.add(&series.y[cut..end], &fc),
+                Err(e) => tracing::warn!(series = %job.key.id(), "backtest fold failed: {e}"),
+            }
+        }
+        out.backtest = scorer.score();
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    out
+}
+
+/// Forecasts all `jobs` on `cfg.threads` threads (each with its own clone of
+/// the optimizer), calling `progress(done, total)` after each series.
+/// Outcomes are in job order.
+pub fn run(
+    fx: &Forecaster,
+    cfg: &RefreshConfig,
+    jobs: &[Job],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
+    let threads = cfg.threads().min(jobs.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let fx = fx.clone();
+            s.spawn(|| {
+                let fx = fx;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= jobs.len() {
+                        return;
+                    }
+                    let o = run_one(&fx, cfg, &jobs[i]);
+                    results.lock().expect("results")[i] = Some(o);
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, jobs.len());
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|o| o.expect("every job ran"))
+        .collect()
+}
