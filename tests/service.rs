@@ -1,5 +1,5 @@
-//! The service: `finopsia run` with the sample preloaded, inbox pickup,
-//! processed/failed moves, clean shutdown on SIGINT, and records surviving
+//! The service: `finopsia run` with the sample preloaded, forecasts refreshed
+//! at start-up and after new data, inbox pickup, processed/failed moves, clean shutdown on SIGINT, and records surviving
 //! `kill -9` right after they were reported ingested.
 
 mod common;
@@ -19,6 +19,7 @@ fn start(data: &Path, sample: bool) -> Child {
     Command::new(bin())
         .args(&args)
         .env("FINOPSIA__INBOX__POLL_INTERVAL", "100ms")
+        .env("FINOPSIA__FORECAST__REFRESH_DEBOUNCE", "200ms")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(log)
@@ -59,6 +60,21 @@ fn service_ingests_inbox_files_and_shuts_down_cleanly() {
     assert_eq!(int(&n[0], "n"), 3000, "sample preloaded");
     let w = query(&data, "SELECT COUNT(*) AS n FROM cashflow_daily");
     assert!(int(&w[0], "n") > 0, "sample aggregated");
+    // Forecasts are refreshed in the background at start-up.
+    let forecast_runs = |series: &str| {
+        if !data.join("tables/forecast_runs/_delta_log").is_dir() {
+            return Vec::new();
+        }
+        query(
+            &data,
+            &format!("SELECT status FROM forecast_runs WHERE series_id = '{series}'"),
+        )
+    };
+    let took = wait_for("start-up forecasts", Duration::from_secs(120), || {
+        !forecast_runs("org_balance/NGN").is_empty()
+    });
+    eprintln!("start-up forecast refresh done after {took:?}");
+    assert_eq!(text(&forecast_runs("org_balance/NGN")[0], "status"), "ok");
 
     let inbox = data.join("inbox");
     drop_file(&inbox, "day.csv", "transaction_id,account_id,amount,currency,direction,description,transaction_date\ns1,acc,10.00,USD,inflow,x,2026-01-01\ns2,acc,2.50,USD,outflow,y,2026-01-01\nbad,acc,1.0.0,USD,inflow,z,2026-01-01\n");
@@ -76,6 +92,21 @@ fn service_ingests_inbox_files_and_shuts_down_cleanly() {
         "SELECT reason FROM quarantine WHERE source = 'inbox'",
     );
     assert_eq!(q.len(), 1);
+    // The new data triggers a refresh; one day of USD is too little to forecast.
+    wait_for(
+        "forecast of the new series",
+        Duration::from_secs(60),
+        || !forecast_runs("account_net_flow/USD/acc").is_empty(),
+    );
+    assert_eq!(
+        text(&forecast_runs("account_net_flow/USD/acc")[0], "status"),
+        "no_data"
+    );
+    assert_eq!(
+        forecast_runs("org_balance/NGN").len(),
+        1,
+        "unchanged series not refit"
+    );
 
     drop_file(&inbox, "broken.csv", "no,header,here\n1,2,3\n");
     wait_for("failed/broken.csv", Duration::from_secs(30), || {
