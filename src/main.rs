@@ -568,7 +568,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             fc.validate()?;
             match input {
-                Some(input) => forecast_file(&fc, &input, holidays.as_deref(), output.as_deref())?,
+                // Off the async runtime: the WebAssembly optimizer's WASI
+                // layer blocks on its own runtime.
+                Some(input) => {
+                    tokio::task::spawn_blocking(move || {
+                        forecast_file(&fc, &input, holidays.as_deref(), output.as_deref())
+                    })
+                    .await??
+                }
                 None => {
                     let data_dir = data_dir.unwrap_or(config.data_dir);
                     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -661,6 +668,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "refresh of all series:   {:>8.2} s  ({:.1} series/s, {} failed)",
                     r.refresh_seconds, r.refresh_series_per_sec, r.refresh_failed
+                );
+                println!(
+                    "  with backtests rerun:  {:>8.2} s  ({} failed)",
+                    r.refresh_with_backtest_seconds, r.refresh_with_backtest_failed
                 );
                 println!(
                     "fit+predict, 1 series:   {:>8.1} ms median over {}",

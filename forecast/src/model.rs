@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use augurs::prophet::optimizer::OptimizeOpts;
 use augurs::prophet::wasmstan::WasmstanOptimizer;
+use augurs::prophet::Algorithm;
 use augurs::prophet::{
     Holiday, HolidayOccurrence, IntervalWidth, OptProphetOptions, PositiveFloat, PredictionData,
     Prophet, TrainingData,
@@ -296,17 +297,49 @@ impl Forecaster {
             },
             ..Default::default()
         };
-        let mut model = Prophet::new(opts.into(), self.optimizer.clone());
+        let opts: augurs::prophet::ProphetOptions = opts.into();
         let data = TrainingData::new(series.ds.iter().map(|d| ts(*d)).collect(), series.y.clone())
             .map_err(|e| Error::Model(e.to_string()))?;
-        // Python Prophet runs Stan's L-BFGS for up to 10,000 iterations.
-        let fit_opts = OptimizeOpts {
-            iter: Some(10_000),
-            ..Default::default()
-        };
-        model
-            .fit(data, fit_opts)
-            .map_err(|e| Error::Model(e.to_string()))?;
+        // Python Prophet runs Stan's L-BFGS for up to 10,000 iterations and,
+        // when L-BFGS fails, falls back to Newton's method. In the WebAssembly
+        // build of Stan a domain error inside a line search (a step so long
+        // that the likelihood overflows) aborts the optimization instead of
+        // shortening the step, so before Newton we retry L-BFGS with a much
+        // shorter first step.
+        let attempts = [
+            OptimizeOpts {
+                iter: Some(10_000),
+                ..Default::default()
+            },
+            OptimizeOpts {
+                iter: Some(10_000),
+                init_alpha: Some(1e-6),
+                ..Default::default()
+            },
+            OptimizeOpts {
+                iter: Some(10_000),
+                algorithm: Some(Algorithm::Newton),
+                ..Default::default()
+            },
+        ];
+        let mut model = Prophet::new(opts.clone(), self.optimizer.clone());
+        let mut errors = Vec::new();
+        for attempt in attempts {
+            match model.fit(data.clone(), attempt) {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!("Prophet fit attempt failed: {}", first_line(&e.to_string()));
+                    errors.push(first_line(&e.to_string()).to_string());
+                    model = Prophet::new(opts.clone(), self.optimizer.clone());
+                }
+            }
+        }
+        if errors.len() == 3 {
+            return Err(Error::Model(format!(
+                "L-BFGS, L-BFGS with a short first step and Newton all failed: {}",
+                errors[0]
+            )));
+        }
         let future = PredictionData::new(days.iter().map(|d| ts(*d)).collect());
         let p = model
             .predict(future)
@@ -329,6 +362,11 @@ impl Forecaster {
             upper,
         })
     }
+}
+
+/// The first line of an error (wasm errors carry a long backtrace).
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text).trim_end_matches(':')
 }
 
 /// The seasonal-naive fallback for short series: each future day repeats the

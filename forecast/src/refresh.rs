@@ -108,6 +108,8 @@ pub struct Job {
     pub balance: Option<f64>,
     /// Runway threshold for the balance.
     pub threshold: f64,
+    /// Run the backtest (when `backtest_folds > 0`); false reuses earlier scores.
+    pub backtest: bool,
 }
 
 /// Per-series result status.
@@ -118,6 +120,8 @@ pub enum Status {
     Ok,
     /// Too little history for Prophet: the fallback model was used.
     ShortHistory,
+    /// Prophet failed to fit (see `error`): the fallback model was used.
+    Fallback,
     /// Nothing to forecast (fewer than two days).
     NoData,
     /// Fitting failed; `error` says why.
@@ -129,6 +133,7 @@ impl Status {
         match self {
             Status::Ok => "ok",
             Status::ShortHistory => "short_history",
+            Status::Fallback => "fallback",
             Status::NoData => "no_data",
             Status::Failed => "failed",
         }
@@ -211,9 +216,35 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
     let days: Vec<NaiveDate> = (1..=cfg.horizon_days as i64)
         .map(|i| last + Duration::days(i))
         .collect();
-    match fit(fx, cfg, &series, &recurring, &days, prophet) {
+    let mut recurring = recurring;
+    let mut prophet = prophet;
+    let mut result = fit(fx, cfg, &series, &recurring, &days, prophet);
+    if let (Err(e), true) = (&result, prophet && !recurring.is_empty()) {
+        // Rare optimizer failures depend on the feature set: keep a
+        // Prophet forecast without the holidays rather than none.
+        out.error = Some(format!(
+            "with {} recurring holidays: {e}; fitted without them",
+            recurring.len()
+        ));
+        recurring.clear();
+        out.holidays = 0;
+        result = fit(fx, cfg, &series, &recurring, &days, prophet);
+    }
+    let mut fallback = false;
+    if let (Err(e), true) = (&result, prophet) {
+        out.error = Some(format!(
+            "Prophet failed ({e}); seasonal-naive fallback used"
+        ));
+        prophet = false;
+        fallback = true;
+        out.model = Some(ModelKind::SeasonalNaive);
+        result = fit(fx, cfg, &series, &recurring, &days, prophet);
+    }
+    match result {
         Ok(fc) => {
-            out.status = if prophet {
+            out.status = if fallback {
+                Status::Fallback
+            } else if prophet {
                 Status::Ok
             } else {
                 Status::ShortHistory
@@ -230,7 +261,7 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
             out.error = Some(e.to_string());
         }
     }
-    if out.status != Status::Failed && cfg.backtest_folds > 0 {
+    if out.status != Status::Failed && cfg.backtest_folds > 0 && job.backtest {
         let mut scorer = Scorer::default();
         let min_train = if prophet { cfg.min_history_days } else { 2 };
         for cut in cutoffs(

@@ -171,6 +171,10 @@ pub struct ForecastConfig {
     /// Rolling-origin backtest folds (0 = none) and days held out per fold.
     pub backtest_folds: usize,
     pub backtest_days: usize,
+    /// A refit series reruns its backtest once this has passed since the
+    /// last one (`0` = every refit); in between the last scores are kept.
+    #[serde(deserialize_with = "text_or_number")]
+    pub backtest_interval: String,
     /// Worker threads for a refresh (0 = one per core).
     pub threads: usize,
     /// Runway threshold, in major units: runway reports the first day the
@@ -207,6 +211,7 @@ impl Default for ForecastConfig {
             training_window_days: r.training_window_days,
             backtest_folds: r.backtest_folds,
             backtest_days: r.backtest_days,
+            backtest_interval: "1d".into(),
             threads: r.threads,
             runway_threshold: "0".into(),
             opening_balances: BTreeMap::new(),
@@ -272,6 +277,7 @@ impl ForecastConfig {
         for (name, v) in [
             ("forecast.refresh_interval", &self.refresh_interval),
             ("forecast.refresh_debounce", &self.refresh_debounce),
+            ("forecast.backtest_interval", &self.backtest_interval),
         ] {
             if parse_duration(v).is_none() {
                 return Err(Error::Config(format!(
@@ -295,6 +301,10 @@ impl ForecastConfig {
 
     pub fn refresh_interval(&self) -> Duration {
         parse_duration(&self.refresh_interval).unwrap_or_default()
+    }
+
+    pub fn backtest_interval(&self) -> Duration {
+        parse_duration(&self.backtest_interval).unwrap_or_default()
     }
 
     pub fn refresh_debounce(&self) -> Duration {

@@ -23,6 +23,7 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use finopsia_forecast::backtest::Score;
 use finopsia_forecast::recurring::{self, Event, Recurring};
 use finopsia_forecast::refresh::{self, Job, Outcome, Status};
 use finopsia_forecast::series::{self, Kind, SeriesKey, Txn};
@@ -257,29 +258,78 @@ fn fingerprint(
     h.digest() as i64
 }
 
-/// Latest fingerprint per series id from `forecast_runs`.
-async fn previous_fingerprints(store: &mut Store) -> Result<HashMap<String, i64>> {
+/// What the latest successful run of a series left.
+struct Previous {
+    fingerprint: i64,
+    backtest: Option<Score>,
+    backtest_at_us: Option<i64>,
+}
+
+/// The latest successful run per series id from `forecast_runs`.
+async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
     let mut out = HashMap::new();
     if !store.exists("forecast_runs") {
         return Ok(out);
     }
-    let batches = store
-        .query(
-            "SELECT series_id, fingerprint FROM forecast_runs_latest \
-             WHERE status IN ('ok', 'short_history')",
-        )
-        .await?;
+    let ctx = store.context().await?;
+    let has_backtest_at = ctx
+        .table("forecast_runs")
+        .await?
+        .schema()
+        .has_column_with_unqualified_name("backtest_at");
+    let backtest_at = if has_backtest_at {
+        "CAST(backtest_at AS BIGINT)"
+    } else {
+        "CAST(NULL AS BIGINT)"
+    };
+    let sql = format!(
+        "SELECT series_id, fingerprint, backtest_mae, backtest_smape, backtest_coverage, \
+         backtest_days, {backtest_at} FROM forecast_runs r JOIN \
+         (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
+          WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
+         ON r.series_id = l.sid AND r.run_id = l.rid"
+    );
+    let batches = ctx.sql(&sql).await?.collect().await?;
     for b in &batches {
         let ids = strings(b.column(0))?;
-        let fp = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("i64");
+        let col = |i: usize| -> Result<Float64Array> {
+            let c = datafusion::arrow::compute::cast(b.column(i), &DataType::Float64)?;
+            Ok(c.as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("f64")
+                .clone())
+        };
+        let icol = |i: usize| -> Result<Int64Array> {
+            let c = datafusion::arrow::compute::cast(b.column(i), &DataType::Int64)?;
+            Ok(c.as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("i64")
+                .clone())
+        };
+        let (fp, mae, smape, cov, days, at) =
+            (icol(1)?, col(2)?, col(3)?, col(4)?, icol(5)?, icol(6)?);
         for i in 0..b.num_rows() {
-            if !fp.is_null(i) {
-                out.insert(ids.value(i).to_string(), fp.value(i));
+            if fp.is_null(i) {
+                continue;
             }
+            let backtest = (!mae.is_null(i)).then(|| Score {
+                mae: mae.value(i),
+                smape: smape.value(i),
+                coverage: cov.value(i),
+                days: if days.is_null(i) {
+                    0
+                } else {
+                    days.value(i) as usize
+                },
+            });
+            out.insert(
+                ids.value(i).to_string(),
+                Previous {
+                    fingerprint: fp.value(i),
+                    backtest,
+                    backtest_at_us: (!at.is_null(i)).then(|| at.value(i)),
+                },
+            );
         }
     }
     Ok(out)
@@ -327,11 +377,8 @@ pub async fn refresh_store(
         *org_opening.entry(key.currency.clone()).or_default() +=
             openings.get(&key.subject).copied().unwrap_or(0.0);
     }
-    let previous = if all {
-        HashMap::new()
-    } else {
-        previous_fingerprints(store).await?
-    };
+    let previous = previous_runs(store).await?;
+    let backtest_every = cfg.backtest_interval().as_micros() as i64;
 
     let mut jobs = Vec::new();
     let mut unchanged = Vec::new();
@@ -344,24 +391,39 @@ pub async fn refresh_store(
         }
         .map(|open| open + s.y.iter().sum::<f64>());
         let fp = fingerprint(s, &recurring, &settings_json, balance);
-        if previous.get(&key.id()) == Some(&fp) {
+        let prev = previous.get(&key.id());
+        if !all && prev.is_some_and(|p| p.fingerprint == fp) {
             unchanged.push((key.clone(), s.len()));
             continue;
         }
+        // Backtests are costly (one fit per fold): rerun them once
+        // `backtest_interval` has passed, else keep the last scores.
+        let carried = prev.and_then(|p| {
+            let at = p.backtest_at_us?;
+            let due = all || run_at_us - at >= backtest_every;
+            if due {
+                None
+            } else {
+                Some((p.backtest?, at))
+            }
+        });
         jobs.push((
             fp,
+            carried,
             Job {
                 key: key.clone(),
                 series: s.clone(),
                 recurring,
                 balance,
                 threshold,
+                backtest: carried.is_none(),
             },
         ));
     }
 
     let fps: Vec<i64> = jobs.iter().map(|j| j.0).collect();
-    let jobs: Vec<Job> = jobs.into_iter().map(|j| j.1).collect();
+    let carried: Vec<Option<(Score, i64)>> = jobs.iter().map(|j| j.1).collect();
+    let jobs: Vec<Job> = jobs.into_iter().map(|j| j.2).collect();
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(jobs.len() as u64);
         b.set_style(
@@ -390,7 +452,18 @@ pub async fn refresh_store(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let (jobs, outcomes) = outcomes;
+    let (jobs, mut outcomes) = outcomes;
+    // When each outcome's backtest scores were computed.
+    let mut backtest_at = Vec::with_capacity(outcomes.len());
+    for (o, c) in outcomes.iter_mut().zip(&carried) {
+        match c {
+            Some((score, at)) if o.backtest.is_none() && o.status != Status::Failed => {
+                o.backtest = Some(*score);
+                backtest_at.push(Some(*at));
+            }
+            _ => backtest_at.push(o.backtest.map(|_| run_at_us)),
+        }
+    }
 
     // Store.
     let cfg_rc = cfg.refresh_config();
@@ -404,6 +477,7 @@ pub async fn refresh_store(
             &jobs,
             &outcomes,
             &fps,
+            &backtest_at,
         )?;
         store.append("forecasts", vec![fc_batch], None).await?;
         store.append("forecast_runs", vec![runs], None).await?;
@@ -582,6 +656,7 @@ fn runs_batch(
     jobs: &[Job],
     outcomes: &[Outcome],
     fps: &[i64],
+    backtest_at: &[Option<i64>],
 ) -> Result<RecordBatch> {
     #[derive(Default)]
     struct Cols {
@@ -600,6 +675,7 @@ fn runs_batch(
         smape: Vec<Option<f64>>,
         coverage: Vec<Option<f64>>,
         bt_days: Vec<Option<i64>>,
+        bt_at: Vec<Option<i64>>,
         fp: Vec<i64>,
         secs: Vec<f64>,
         last_balance: Vec<Option<f64>>,
@@ -609,7 +685,7 @@ fn runs_batch(
         lower_below: Vec<Option<i32>>,
     }
     let mut c = Cols::default();
-    for ((job, o), fp) in jobs.iter().zip(outcomes).zip(fps) {
+    for (((job, o), fp), bt_at) in jobs.iter().zip(outcomes).zip(fps).zip(backtest_at) {
         let mut row = |id: String, kind: &str, is_balance: bool| {
             c.id.push(id);
             c.kind.push(kind.to_string());
@@ -627,6 +703,7 @@ fn runs_batch(
             c.smape.push(bt.map(|b| b.smape));
             c.coverage.push(bt.map(|b| b.coverage));
             c.bt_days.push(bt.map(|b| b.days as i64));
+            c.bt_at.push(if is_balance { None } else { *bt_at });
             c.fp.push(*fp);
             c.secs.push(o.seconds);
             let rw = if is_balance { o.runway.as_ref() } else { None };
@@ -671,6 +748,7 @@ fn runs_batch(
             Arc::new(Float64Array::from(c.smape)),
             Arc::new(Float64Array::from(c.coverage)),
             Arc::new(Int64Array::from(c.bt_days)),
+            Arc::new(TimestampMicrosecondArray::from(c.bt_at).with_timezone("UTC")),
             Arc::new(Int64Array::from(c.fp)),
             Arc::new(Float64Array::from(c.secs)),
             Arc::new(Float64Array::from(c.last_balance)),
@@ -706,6 +784,7 @@ pub fn runs_schema() -> SchemaRef {
         f64f("backtest_smape"),
         f64f("backtest_coverage"),
         i64f("backtest_days"),
+        Field::new("backtest_at", crate::schema::ts_type(), true),
         i64f("fingerprint"),
         f64f("fit_seconds"),
         f64f("last_balance"),
@@ -794,7 +873,7 @@ pub const VIEWS: &[(&str, &str)] = &[
         "forecasts_latest",
         "SELECT f.* FROM forecasts f JOIN \
          (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
-          WHERE status IN ('ok', 'short_history') GROUP BY series_id) l \
+          WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
          ON f.series_id = l.sid AND f.run_id = l.rid",
     ),
     (
