@@ -151,7 +151,8 @@ enum Command {
         /// Interval width, 0..1 (default: forecast.interval_width, 0.8).
         #[arg(long)]
         interval_width: Option<f64>,
-        /// Refit every series, even those without new data.
+        /// Refit every series from scratch (Prophet's default initialization,
+        /// backtests rerun), even those without new data.
         #[arg(long)]
         all: bool,
         /// Print JSON instead of a table.
@@ -666,11 +667,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     r.optimizer_startup_seconds
                 );
                 println!(
-                    "refresh of all series:   {:>8.2} s  ({:.1} series/s, {} failed)",
-                    r.refresh_seconds, r.refresh_series_per_sec, r.refresh_failed
+                    "first refresh (cold):    {:>8.2} s  ({} failed)",
+                    r.cold_refresh_seconds, r.cold_refresh_failed
                 );
                 println!(
-                    "  with backtests rerun:  {:>8.2} s  ({} failed)",
+                    "refresh after a new day: {:>8.2} s  ({:.1} series/s, {} failed, {} warm-started)",
+                    r.refresh_seconds,
+                    r.refresh_series_per_sec,
+                    r.refresh_failed,
+                    r.refresh_warm_started
+                );
+                println!(
+                    "  warm vs cold yhat:     {:>8.1e} mean, {:.1e} max of mean |y| over {}",
+                    r.warm_vs_cold_rel_diff_mean, r.warm_vs_cold_rel_diff_max, r.sample
+                );
+                println!(
+                    "cold with backtests:     {:>8.2} s  ({} failed)",
                     r.refresh_with_backtest_seconds, r.refresh_with_backtest_failed
                 );
                 println!(

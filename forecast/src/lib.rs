@@ -13,7 +13,9 @@ pub mod refresh;
 pub mod runway;
 pub mod series;
 
-pub use model::{Forecast, Forecaster, HolidayRow, ModelKind, ProphetSettings, Series};
+pub use model::{
+    Fitted, Forecast, Forecaster, HolidayRow, ModelKind, Params, ProphetSettings, Series,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -11,7 +11,9 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::backtest::{cutoffs, Score, Scorer};
-use crate::model::{seasonal_naive, Forecast, Forecaster, ModelKind, ProphetSettings, Series};
+use crate::model::{
+    seasonal_naive, Fitted, Forecast, Forecaster, ModelKind, Params, ProphetSettings, Series,
+};
 use crate::recurring::{holiday_rows, Recurring};
 use crate::runway::{project_balance, runway, Runway};
 use crate::series::SeriesKey;
@@ -110,6 +112,9 @@ pub struct Job {
     pub threshold: f64,
     /// Run the backtest (when `backtest_folds > 0`); false reuses earlier scores.
     pub backtest: bool,
+    /// Parameters of the series' previous Prophet fit, to warm-start this
+    /// one (used when they still fit the model; backtest folds start cold).
+    pub init: Option<Params>,
 }
 
 /// Per-series result status.
@@ -156,6 +161,10 @@ pub struct Outcome {
     /// Projected balance and runway (flow series with a balance).
     pub balance: Option<Forecast>,
     pub runway: Option<Runway>,
+    /// Prophet's fitted parameters (for the next warm start).
+    pub params: Option<Params>,
+    /// The fit started from `Job::init`.
+    pub warm: bool,
     pub seconds: f64,
 }
 
@@ -166,14 +175,16 @@ fn fit(
     recurring: &[&Recurring],
     days: &[NaiveDate],
     prophet: bool,
-) -> crate::Result<Forecast> {
+    init: Option<&Params>,
+) -> crate::Result<(Forecast, Option<Fitted>)> {
     if !prophet {
-        return seasonal_naive(series, days, 7, cfg.interval_width);
+        return Ok((seasonal_naive(series, days, 7, cfg.interval_width)?, None));
     }
     let train_end = *series.ds.last().expect("non-empty");
     let until = *days.last().unwrap_or(&train_end);
     let holidays = holiday_rows(recurring, train_end, until);
-    fx.prophet_at(series, &holidays, days, &cfg.settings())
+    let mut fitted = fx.prophet_from(series, &holidays, days, &cfg.settings(), init)?;
+    Ok((std::mem::take(&mut fitted.forecast), Some(fitted)))
 }
 
 /// Forecasts one series.
@@ -191,6 +202,8 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
         holidays: 0,
         balance: None,
         runway: None,
+        params: None,
+        warm: false,
         seconds: 0.0,
     };
     let mut series = job.series.clone();
@@ -218,7 +231,15 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
         .collect();
     let mut recurring = recurring;
     let mut prophet = prophet;
-    let mut result = fit(fx, cfg, &series, &recurring, &days, prophet);
+    let mut result = fit(
+        fx,
+        cfg,
+        &series,
+        &recurring,
+        &days,
+        prophet,
+        job.init.as_ref(),
+    );
     if let (Err(e), true) = (&result, prophet && !recurring.is_empty()) {
         // Rare optimizer failures depend on the feature set: keep a
         // Prophet forecast without the holidays rather than none.
@@ -228,7 +249,7 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
         ));
         recurring.clear();
         out.holidays = 0;
-        result = fit(fx, cfg, &series, &recurring, &days, prophet);
+        result = fit(fx, cfg, &series, &recurring, &days, prophet, None);
     }
     let mut fallback = false;
     if let (Err(e), true) = (&result, prophet) {
@@ -238,10 +259,14 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
         prophet = false;
         fallback = true;
         out.model = Some(ModelKind::SeasonalNaive);
-        result = fit(fx, cfg, &series, &recurring, &days, prophet);
+        result = fit(fx, cfg, &series, &recurring, &days, prophet, None);
     }
     match result {
-        Ok(fc) => {
+        Ok((fc, fitted)) => {
+            if let Some(f) = fitted {
+                out.params = Some(f.params);
+                out.warm = f.warm;
+            }
             out.status = if fallback {
                 Status::Fallback
             } else if prophet {
@@ -273,8 +298,8 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
             let train = series.head(cut);
             let end = (cut + cfg.backtest_days).min(series.len());
             let hold = &series.ds[cut..end];
-            match fit(fx, cfg, &train, &recurring, hold, prophet) {
-                Ok(fc) => scorer.add(&series.y[cut..end], &fc),
+            match fit(fx, cfg, &train, &recurring, hold, prophet, None) {
+                Ok((fc, _)) => scorer.add(&series.y[cut..end], &fc),
                 Err(e) => tracing::warn!(series = %job.key.id(), "backtest fold failed: {e}"),
             }
         }

@@ -23,17 +23,30 @@ pub struct ForecastBenchReport {
     pub threads: usize,
     /// Compiling the Stan model once (`Forecaster::new`).
     pub optimizer_startup_seconds: f64,
-    /// Refresh of all series as when new data arrives: one Prophet fit each
-    /// (recurring holidays, 1000-sample intervals), balance and runway;
-    /// backtest scores kept from the last backtest.
+    /// Refresh of all series with no earlier fit: one Prophet fit each from
+    /// Prophet's default initialization (recurring holidays, 1000-sample
+    /// intervals), balance and runway; no backtest.
+    pub cold_refresh_seconds: f64,
+    pub cold_refresh_failed: usize,
+    /// Refresh after one new day of data for every series, as `finopsia
+    /// forecast` and the service run it: each fit warm-started from the
+    /// series' previous parameters; backtest scores kept from the last
+    /// backtest.
     pub refresh_seconds: f64,
     pub refresh_series_per_sec: f64,
     pub refresh_failed: usize,
-    /// The same with the rolling-origin backtest rerun for every series
-    /// (`backtest_folds` more fits each), as at the first refresh and once
-    /// per `backtest_interval`.
+    /// Series whose warm start was used (the rest fitted cold).
+    pub refresh_warm_started: usize,
+    /// The first refresh with the rolling-origin backtest for every series
+    /// (`backtest_folds` more fits each), as also once per
+    /// `backtest_interval`; cold fits.
     pub refresh_with_backtest_seconds: f64,
     pub refresh_with_backtest_failed: usize,
+    /// Over the sampled series, after the new day: mean |yhat warm-started -
+    /// yhat cold| / mean |y| (mean and max), showing the warm start reaches
+    /// the same forecast.
+    pub warm_vs_cold_rel_diff_mean: f64,
+    pub warm_vs_cold_rel_diff_max: f64,
     /// Per-series Prophet fit+predict (no backtest), one thread.
     pub sample: usize,
     pub finopsia_fit_predict_ms_median: f64,
@@ -178,6 +191,7 @@ pub fn forecast_bench(
                 recurring: rec,
                 threshold: 0.0,
                 backtest: false,
+                init: None,
             }
         })
         .collect();
@@ -221,9 +235,29 @@ pub fn forecast_bench(
                 let _ = std::fs::write(work_dir.join(format!("failed-{name}-holidays.csv")), hol);
             }
         }
-        (secs, failed.len())
+        let failed = failed.len();
+        (secs, failed, outcomes)
     };
-    let (refresh_s, failed) = timed(&jobs);
+    let (cold_s, cold_failed, cold) = timed(&jobs);
+    // One more day of data for every series, refit warm-started.
+    let next_end = end + Duration::days(1);
+    let next: Vec<Job> = jobs
+        .iter()
+        .zip(&cold)
+        .enumerate()
+        .map(|(i, (j, o))| {
+            let (s, rec) = generate(i, days + 1, next_end);
+            Job {
+                balance: Some(100_000.0 + s.y.iter().sum::<f64>()),
+                series: s,
+                recurring: rec,
+                init: o.params.clone(),
+                ..j.clone()
+            }
+        })
+        .collect();
+    let (refresh_s, failed, warm) = timed(&next);
+    let warm_started = warm.iter().filter(|o| o.warm).count();
     let with_backtest: Vec<Job> = jobs
         .iter()
         .cloned()
@@ -232,7 +266,7 @@ pub fn forecast_bench(
             ..j
         })
         .collect();
-    let (backtest_s, backtest_failed) = timed(&with_backtest);
+    let (backtest_s, backtest_failed, _) = timed(&with_backtest);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -252,6 +286,33 @@ pub fn forecast_bench(
         ours_yhat.push(fc.yhat);
     }
     let ours_median = median(&mut ours_ms.clone());
+    // The warm-started forecasts after the new day against cold fits.
+    let mut warm_rel = Vec::new();
+    for (job, o) in next[..sample].iter().zip(&warm) {
+        let (Some(w), true) = (&o.forecast, o.warm) else {
+            continue;
+        };
+        let train_end = *job.series.ds.last().expect("non-empty");
+        let refs: Vec<&Recurring> = job.recurring.iter().collect();
+        let holidays = finopsia_forecast::recurring::holiday_rows(
+            &refs,
+            train_end,
+            train_end + Duration::days(horizon as i64),
+        );
+        let c = fx
+            .prophet(&job.series, &holidays, horizon, &cfg.settings())
+            .map_err(|e| Error::Model(e.to_string()))?;
+        let s = &job.series;
+        let scale = s.y.iter().map(|v| v.abs()).sum::<f64>() / s.len() as f64;
+        let mad = c
+            .yhat
+            .iter()
+            .zip(&w.yhat)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / horizon as f64;
+        warm_rel.push(mad / scale);
+    }
     let (mut py_median, mut rel_mean, mut rel_max) = (None, None, None);
     if let Some(py) = python {
         let script = work_dir.join("bench_prophet.py");
@@ -309,9 +370,12 @@ pub fn forecast_bench(
         backtest_folds: cfg.backtest_folds,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         optimizer_startup_seconds: startup,
+        cold_refresh_seconds: cold_s,
+        cold_refresh_failed: cold_failed,
         refresh_seconds: refresh_s,
         refresh_series_per_sec: series as f64 / refresh_s,
         refresh_failed: failed,
+        refresh_warm_started: warm_started,
         refresh_with_backtest_seconds: backtest_s,
         refresh_with_backtest_failed: backtest_failed,
         sample,
@@ -320,6 +384,8 @@ pub fn forecast_bench(
         speedup_vs_python: py_median.map(|p| p / ours_median),
         yhat_rel_diff_mean: rel_mean,
         yhat_rel_diff_max: rel_max,
+        warm_vs_cold_rel_diff_mean: warm_rel.iter().sum::<f64>() / warm_rel.len() as f64,
+        warm_vs_cold_rel_diff_max: warm_rel.iter().copied().fold(f64::NAN, f64::max),
     })
 }
 
@@ -346,6 +412,7 @@ mod tests {
             recurring,
             threshold: 0.0,
             backtest: false,
+            init: None,
         };
         let cfg = RefreshConfig {
             horizon_days: 10,

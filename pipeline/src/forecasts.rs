@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -27,7 +27,7 @@ use finopsia_forecast::backtest::Score;
 use finopsia_forecast::recurring::{self, Event, Recurring};
 use finopsia_forecast::refresh::{self, Job, Outcome, Status};
 use finopsia_forecast::series::{self, Kind, SeriesKey, Txn};
-use finopsia_forecast::{Forecast, Forecaster, Series};
+use finopsia_forecast::{Forecast, Forecaster, Params, Series};
 use serde::Serialize;
 
 use crate::config::ForecastConfig;
@@ -263,6 +263,8 @@ struct Previous {
     fingerprint: i64,
     backtest: Option<Score>,
     backtest_at_us: Option<i64>,
+    /// Prophet's parameters, to warm-start the next fit.
+    params: Option<Params>,
 }
 
 /// The latest successful run per series id from `forecast_runs`.
@@ -272,19 +274,22 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
         return Ok(out);
     }
     let ctx = store.context().await?;
-    let has_backtest_at = ctx
-        .table("forecast_runs")
-        .await?
-        .schema()
-        .has_column_with_unqualified_name("backtest_at");
-    let backtest_at = if has_backtest_at {
+    // Columns added by later versions are NULL in runs written before them.
+    let schema = ctx.table("forecast_runs").await?.schema().clone();
+    let has = |c: &str| schema.has_column_with_unqualified_name(c);
+    let backtest_at = if has("backtest_at") {
         "CAST(backtest_at AS BIGINT)"
     } else {
         "CAST(NULL AS BIGINT)"
     };
+    let params = if has("params") {
+        "params"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
     let sql = format!(
         "SELECT series_id, fingerprint, backtest_mae, backtest_smape, backtest_coverage, \
-         backtest_days, {backtest_at} FROM forecast_runs r JOIN \
+         backtest_days, {backtest_at}, {params} FROM forecast_runs r JOIN \
          (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
           WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
          ON r.series_id = l.sid AND r.run_id = l.rid"
@@ -308,6 +313,7 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
         };
         let (fp, mae, smape, cov, days, at) =
             (icol(1)?, col(2)?, col(3)?, col(4)?, icol(5)?, icol(6)?);
+        let params = strings(b.column(7))?;
         for i in 0..b.num_rows() {
             if fp.is_null(i) {
                 continue;
@@ -328,6 +334,10 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
                     fingerprint: fp.value(i),
                     backtest,
                     backtest_at_us: (!at.is_null(i)).then(|| at.value(i)),
+                    // Unreadable parameters only cost a cold start.
+                    params: (!params.is_null(i))
+                        .then(|| serde_json::from_str(params.value(i)).ok())
+                        .flatten(),
                 },
             );
         }
@@ -407,6 +417,9 @@ pub async fn refresh_store(
                 Some((p.backtest?, at))
             }
         });
+        // Warm-start from the previous fit, except with `--all` and when the
+        // backtest is rerun: then from scratch, as an anchor.
+        let cold = !cfg.warm_start || all || (cfg.backtest_folds > 0 && carried.is_none());
         jobs.push((
             fp,
             carried,
@@ -417,6 +430,11 @@ pub async fn refresh_store(
                 balance,
                 threshold,
                 backtest: carried.is_none(),
+                init: if cold {
+                    None
+                } else {
+                    prev.and_then(|p| p.params.clone())
+                },
             },
         ));
     }
@@ -683,6 +701,8 @@ fn runs_batch(
         lowest_date: Vec<Option<i32>>,
         below: Vec<Option<i32>>,
         lower_below: Vec<Option<i32>>,
+        warm: Vec<Option<bool>>,
+        params: Vec<Option<String>>,
     }
     let mut c = Cols::default();
     for (((job, o), fp), bt_at) in jobs.iter().zip(outcomes).zip(fps).zip(backtest_at) {
@@ -714,6 +734,15 @@ fn runs_batch(
             c.below.push(rw.and_then(|r| r.below_date.map(to_days)));
             c.lower_below
                 .push(rw.and_then(|r| r.lower_below_date.map(to_days)));
+            let fitted = o.params.is_some() && !is_balance;
+            c.warm.push(fitted.then_some(o.warm));
+            c.params.push(if fitted {
+                o.params
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).expect("params serialize"))
+            } else {
+                None
+            });
         };
         row(o.key.id(), o.key.kind.as_str(), false);
         if let Some((bid, bkind)) = balance_key(&o.key) {
@@ -757,6 +786,8 @@ fn runs_batch(
             Arc::new(Date32Array::from(c.lowest_date)),
             Arc::new(Date32Array::from(c.below)),
             Arc::new(Date32Array::from(c.lower_below)),
+            Arc::new(BooleanArray::from(c.warm)),
+            Arc::new(StringArray::from(c.params)),
         ],
     )?)
 }
@@ -793,6 +824,8 @@ pub fn runs_schema() -> SchemaRef {
         datef("lowest_date"),
         datef("below_threshold_date"),
         datef("lower_below_threshold_date"),
+        Field::new("warm_start", DataType::Boolean, true),
+        utf8("params"),
     ]))
 }
 

@@ -111,6 +111,11 @@ impl<O> Prophet<O> {
         self
     }
 
+    /// The parameters found by the last successful fit, if any.
+    pub fn optimized_params(&self) -> Option<&OptimizedParams> {
+        self.optimized.as_ref()
+    }
+
     /// Return `true` if the model has been fit, or `false` if not.
     pub fn is_fitted(&self) -> bool {
         self.optimized.is_some()
@@ -323,9 +328,37 @@ impl<O: Optimizer + 'static> Prophet<O> {
 
 impl<O: Optimizer> Prophet<O> {
     /// Fit the Prophet model to some training data.
-    pub fn fit(&mut self, data: TrainingData, mut opts: OptimizeOpts) -> Result<(), Error> {
+    pub fn fit(&mut self, data: TrainingData, opts: OptimizeOpts) -> Result<(), Error> {
+        self.fit_from(data, opts, None).map(|_| ())
+    }
+
+    /// Fit the Prophet model, starting the optimizer from `init` (for
+    /// example the parameters of an earlier fit of the same series, as
+    /// Python Prophet's `fit(df, init=...)` "warm start") instead of the
+    /// default initialization. `init` is ignored when its `delta` or `beta`
+    /// length does not match this model's changepoints or features.
+    /// Returns whether `init` was used.
+    pub fn fit_from(
+        &mut self,
+        data: TrainingData,
+        mut opts: OptimizeOpts,
+        init: Option<InitialParams>,
+    ) -> Result<bool, Error> {
         let preprocessed = self.preprocess(data)?;
-        let init = preprocessed.calculate_initial_params(&self.opts)?;
+        let mut used_init = false;
+        let init = match init {
+            Some(init)
+                if init.delta.len() == preprocessed.data.t_change.len()
+                    && init.beta.len() == preprocessed.data.K as usize
+                    && init.k.is_finite()
+                    && init.m.is_finite()
+                    && init.delta.iter().chain(&init.beta).all(|v| v.is_finite()) =>
+            {
+                used_init = true;
+                init
+            }
+            _ => preprocessed.calculate_initial_params(&self.opts)?,
+        };
         // TODO: call `sample` if `self.opts.estimation == EstimationMode::Mcmc`.
         // We'll first need to add a `sample` method to the Optimizer trait, then accept
         // a different set of options in `opts`, and also update `OptimizedParams` to
@@ -341,7 +374,7 @@ impl<O: Optimizer> Prophet<O> {
         );
         self.processed = Some(preprocessed);
         self.init = Some(init);
-        Ok(())
+        Ok(used_init)
     }
 }
 

@@ -167,7 +167,11 @@ impl WasmstanOptimizer {
     /// [wit]: https://github.com/grafana/augurs/blob/main/components/cpp/prophet-wasmstan/wit/prophet-wasmstan.wit
     pub fn with_custom_image(binary: &[u8]) -> Result<Self, Error> {
         // Create an engine in which to compile and run everything.
-        let engine = Engine::default();
+        let mut config = wasmtime::Config::new();
+        if std::env::var_os("FINOPSIA_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&config).map_err(Error::Compilation)?;
 
         // Create a component from the compiled and embedded WASM binary.
         let component = Component::from_binary(&engine, binary).map_err(Error::Compilation)?;

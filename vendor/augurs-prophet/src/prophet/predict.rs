@@ -160,31 +160,18 @@ impl<O> Prophet<O> {
         m: f64,
         changepoints_t: &'a [f64],
     ) -> impl Iterator<Item = f64> + 'a {
-        // `deltas_t` is a contiguous array with the changepoint delta to apply
-        // delta at each time point; it has a stride of `changepoints_t.len()`,
-        // since it's a 2D array in the numpy version.
-        let cp_zipped = deltas.iter().zip(changepoints_t);
-        let deltas_t = cp_zipped
-            .cartesian_product(t)
-            .map(|((delta, cp_t), t)| if cp_t <= t { *delta } else { 0.0 });
-
-        // Repeat each changepoint effect `n` times so we can zip it up.
-        let changepoints_repeated = changepoints_t
-            .iter()
-            .flat_map(|x| std::iter::repeat_n(*x, t.len()));
-        let indexes = (0..t.len()).cycle();
-        // `k_m_t` is a contiguous array where each element contains the rate and offset to
-        // apply at each time point.
-        let k_m_t = izip!(deltas_t, changepoints_repeated, indexes).fold(
-            vec![(k, m); t.len()],
-            |mut acc, (delta, cp_t, idx)| {
-                // Add the changepoint rate to the initial rate.
-                acc[idx].0 += delta;
-                // Add the changepoint offset to the initial offset where applicable.
-                acc[idx].1 += -cp_t * delta;
-                acc
-            },
-        );
+        // The rate and offset at each time point: the initial ones plus the
+        // changes of every changepoint at or before it, added in changepoint
+        // order (the same sums as upstream's iterator version, without its
+        // per-element accumulator moves).
+        let mut k_m_t = vec![(k, m); t.len()];
+        for (delta, cp_t) in deltas.iter().zip(changepoints_t) {
+            for (acc, t) in k_m_t.iter_mut().zip(t) {
+                let delta = if cp_t <= t { *delta } else { 0.0 };
+                acc.0 += delta;
+                acc.1 += -cp_t * delta;
+            }
+        }
 
         izip!(t, k_m_t).map(|(t, (k, m))| t * k + m)
     }
@@ -350,15 +337,11 @@ impl<O> Prophet<O> {
         for (yhat_samples, trend_samples) in
             sim_values.yhat.iter_mut().zip(sim_values.trend.iter_mut())
         {
-            // Sort, since we need to find multiple percentiles.
-            yhat_samples
-                .sort_unstable_by(|a, b| a.partial_cmp(b).expect("found NaN in yhat sample"));
-            trend_samples
-                .sort_unstable_by(|a, b| a.partial_cmp(b).expect("found NaN in yhat sample"));
-            yhat_lower.push(percentile_of_sorted(yhat_samples, lower_p));
-            yhat_upper.push(percentile_of_sorted(yhat_samples, upper_p));
-            trend_lower.push(percentile_of_sorted(trend_samples, lower_p));
-            trend_upper.push(percentile_of_sorted(trend_samples, upper_p));
+            // Selection instead of a full sort: the same order statistics.
+            yhat_lower.push(percentile_of_unsorted(yhat_samples, lower_p));
+            yhat_upper.push(percentile_of_unsorted(yhat_samples, upper_p));
+            trend_lower.push(percentile_of_unsorted(trend_samples, lower_p));
+            trend_upper.push(percentile_of_unsorted(trend_samples, upper_p));
         }
         yhat.lower = Some(yhat_lower);
         yhat.upper = Some(yhat_upper);
@@ -409,15 +392,24 @@ impl<O> Prophet<O> {
             Vec::with_capacity(n_timestamps),
             Vec::with_capacity(n_timestamps),
         );
+        // The seasonality/holiday/regressor terms do not depend on the
+        // sample: compute them once rather than once per sample.
+        let (xb_a, xb_m) = Self::feature_terms(
+            features,
+            &params.beta,
+            &component_columns.additive,
+            &component_columns.multiplicative,
+            y_scale,
+            n_timestamps,
+        );
         for i in 0..n_iterations {
             for _ in 0..samples_per_iter {
                 self.sample_model(
                     df,
-                    features,
                     params,
                     changepoints_t,
-                    &component_columns.additive,
-                    &component_columns.multiplicative,
+                    &xb_a,
+                    &xb_m,
                     y_scale,
                     i,
                     &mut yhat,
@@ -435,27 +427,16 @@ impl<O> Prophet<O> {
         Ok(sim_values)
     }
 
-    /// Simulate observations from the extrapolated model.
-    #[allow(clippy::too_many_arguments)]
-    fn sample_model(
-        &self,
-        df: &ProcessedData,
+    /// The additive (scaled by `y_scale`) and multiplicative feature terms
+    /// of the model at each of the `n` time points.
+    fn feature_terms(
         features: &FeaturesFrame,
-        params: &OptimizedParams,
-        changepoints_t: &[f64],
+        beta: &[f64],
         additive: &[i32],
         multiplicative: &[i32],
         y_scale: f64,
-        iteration: usize,
-        yhat_tmp: &mut Vec<f64>,
-        trend_tmp: &mut Vec<f64>,
-    ) -> Result<(), Error> {
-        yhat_tmp.clear();
-        trend_tmp.clear();
-        let n = df.ds.len();
-        *trend_tmp =
-            self.sample_predictive_trend(df, params, changepoints_t, y_scale, iteration)?;
-        let beta = &params.beta;
+        n: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
         let mut xb_a = vec![0.0; n];
         for (feature, b, a) in izip!(&features.data, beta, additive) {
             for (p, x) in izip!(&mut xb_a, feature) {
@@ -469,13 +450,35 @@ impl<O> Prophet<O> {
                 *p += x * b * *m as f64;
             }
         }
+        (xb_a, xb_m)
+    }
+
+    /// Simulate observations from the extrapolated model.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_model(
+        &self,
+        df: &ProcessedData,
+        params: &OptimizedParams,
+        changepoints_t: &[f64],
+        xb_a: &[f64],
+        xb_m: &[f64],
+        y_scale: f64,
+        iteration: usize,
+        yhat_tmp: &mut Vec<f64>,
+        trend_tmp: &mut Vec<f64>,
+    ) -> Result<(), Error> {
+        yhat_tmp.clear();
+        trend_tmp.clear();
+        let n = df.ds.len();
+        *trend_tmp =
+            self.sample_predictive_trend(df, params, changepoints_t, y_scale, iteration)?;
 
         let sigma = params.sigma_obs;
         let dist = Normal::new(0.0, *sigma).expect("sigma must be non-negative");
         let mut rng = thread_rng();
         let noise = (&mut rng).sample_iter(dist).take(n).map(|x| x * y_scale);
 
-        for yhat in izip!(trend_tmp, &xb_a, &xb_m, noise).map(|(t, a, m, n)| *t * (1.0 + m) + a + n)
+        for yhat in izip!(trend_tmp, xb_a, xb_m, noise).map(|(t, a, m, n)| *t * (1.0 + m) + a + n)
         {
             yhat_tmp.push(yhat);
         }
@@ -557,27 +560,28 @@ impl<O> Prophet<O> {
     }
 }
 
-// Taken from the Rust compiler's test suite:
-// https://github.com/rust-lang/rust/blob/917b0b6c70f078cb08bbb0080c9379e4487353c3/library/test/src/stats.rs#L258-L280.
-fn percentile_of_sorted(sorted_samples: &[f64], pct: f64) -> f64 {
-    assert!(!sorted_samples.is_empty());
-    if sorted_samples.len() == 1 {
-        return sorted_samples[0];
+/// The `pct` percentile of `samples` with linear interpolation between the
+/// order statistics at `floor(rank)` and the next one (`rank = pct/100 *
+/// (n-1)`), as upstream's `percentile_of_sorted` (from the Rust compiler's
+/// test suite) computes it on sorted samples, but found by selection
+/// (expected linear time) instead of a full sort: the same two order
+/// statistics, so the same result bit for bit. Reorders `samples`.
+fn percentile_of_unsorted(samples: &mut [f64], pct: f64) -> f64 {
+    assert!(!samples.is_empty());
+    let cmp = |a: &f64, b: &f64| a.partial_cmp(b).expect("found NaN in yhat sample");
+    if samples.len() == 1 {
+        return samples[0];
     }
-    let zero: f64 = 0.0;
-    assert!(zero <= pct);
-    let hundred = 100_f64;
-    assert!(pct <= hundred);
-    if pct == hundred {
-        return sorted_samples[sorted_samples.len() - 1];
+    assert!((0.0..=100.0).contains(&pct));
+    let length = (samples.len() - 1) as f64;
+    let n = ((pct / 100.0) * length).floor() as usize;
+    if n + 1 >= samples.len() {
+        return *samples.iter().max_by(|a, b| cmp(a, b)).expect("non-empty");
     }
-    let length = (sorted_samples.len() - 1) as f64;
-    let rank = (pct / hundred) * length;
-    let lrank = rank.floor();
-    let d = rank - lrank;
-    let n = lrank as usize;
-    let lo = sorted_samples[n];
-    let hi = sorted_samples[n + 1];
+    let (_, lo, rest) = samples.select_nth_unstable_by(n, cmp);
+    let lo = *lo;
+    let hi = *rest.iter().min_by(|a, b| cmp(a, b)).expect("non-empty");
+    let d = (pct / 100.0) * length - n as f64;
     lo + (hi - lo) * d
 }
 
