@@ -182,6 +182,11 @@ pub async fn import_bench(work_dir: &Path, rows: u64) -> Result<BenchReport> {
 pub struct CategorizeBenchReport {
     pub rows: u64,
     pub model_version: String,
+    /// Micro-batches of the import, and how many times the model evaluated
+    /// a batch during it (one per batch when the categorization computed
+    /// ahead on the decoder thread is used).
+    pub import_batches: u64,
+    pub import_model_evaluations: u64,
     pub trees: usize,
     pub classes: usize,
     /// Evaluator alone, one thread, features already hashed (what CatBoost's
@@ -197,10 +202,15 @@ pub struct CategorizeBenchReport {
     /// evaluator rate / Python rate.
     pub evaluator_vs_python: Option<f64>,
     /// `finopsia import` of the rows (no input categories, so the model
-    /// fills every one) with the built-in queries.
+    /// fills every one) with the built-in queries, each micro-batch
+    /// categorized ahead on the decoder thread (the default).
     pub end_to_end_rows_per_sec: f64,
     /// End-to-end rate / evaluator rate (aim ≥ 0.8).
     pub end_to_end_vs_evaluator: f64,
+    /// Baseline in the same run: the import with the model evaluated only
+    /// in the transform query (`engine.categorize_ahead = false`).
+    pub in_query_rows_per_sec: f64,
+    pub in_query_vs_evaluator: f64,
 }
 
 /// Generates `rows` uncategorized transactions from the public sample's
@@ -453,21 +463,38 @@ pub async fn categorize_bench(
         None => (None, None),
     };
 
-    let store_dir = work_dir.join("categorize-store");
-    let _ = std::fs::remove_dir_all(&store_dir);
-    let cfg = EngineConfig::default();
-    let t = Instant::now();
-    let mut engine = Engine::open(&store_dir, &cfg, Queries::builtin()?).await?;
-    let source = FileSource::single("bench", &csv, Format::Csv, Preset::default())?;
-    let report = run_source(&mut engine, Box::new(source), cfg.batch_rows, false).await?;
-    let e2e_s = t.elapsed().as_secs_f64();
-    assert_eq!(report.counts.accepted, rows);
+    // The import, categorized ahead on the decoder thread (the default),
+    // and as a baseline in the same run with the model evaluated only in
+    // the transform query (`engine.categorize_ahead = false`).
+    let import = |ahead: bool| {
+        let store_dir = work_dir.join("categorize-store");
+        let csv = csv.clone();
+        async move {
+            let _ = std::fs::remove_dir_all(&store_dir);
+            let cfg = EngineConfig {
+                categorize_ahead: ahead,
+                ..EngineConfig::default()
+            };
+            let t = Instant::now();
+            let mut engine = Engine::open(&store_dir, &cfg, Queries::builtin()?).await?;
+            let source = FileSource::single("bench", &csv, Format::Csv, Preset::default())?;
+            let report = run_source(&mut engine, Box::new(source), cfg.batch_rows, false).await?;
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(report.counts.accepted, rows);
+            let evaluations = engine.store().models().evaluations();
+            Ok::<_, crate::error::Error>((secs, report.batches, evaluations))
+        }
+    };
+    let (in_query_s, _, _) = import(false).await?;
+    let (e2e_s, import_batches, import_model_evaluations) = import(true).await?;
 
     let eval_rate = n as f64 / eval_s;
     let e2e = rows as f64 / e2e_s;
     Ok(CategorizeBenchReport {
         rows,
         model_version: loaded.version.clone(),
+        import_batches,
+        import_model_evaluations,
         trees: model.tree_count(),
         classes: model.class_names().len(),
         evaluator_rows_per_sec: eval_rate,
@@ -477,6 +504,8 @@ pub async fn categorize_bench(
         evaluator_vs_python: py_rate.map(|p| eval_rate / p),
         end_to_end_rows_per_sec: e2e,
         end_to_end_vs_evaluator: e2e / eval_rate,
+        in_query_rows_per_sec: rows as f64 / in_query_s,
+        in_query_vs_evaluator: rows as f64 / in_query_s / eval_rate,
     })
 }
 

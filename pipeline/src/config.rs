@@ -61,6 +61,10 @@ pub struct EngineConfig {
     /// Records whose category the model filled with a confidence below this
     /// are flagged `needs_review` (0 flags none, 1 flags all).
     pub review_below: f64,
+    /// During an import, categorize each micro-batch on the decoder thread
+    /// while the previous one is committed (when the transform calls
+    /// `categorize()` on the incoming columns as they are).
+    pub categorize_ahead: bool,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +74,7 @@ impl Default for EngineConfig {
             watermark_delay: "1h".into(),
             allowed_lateness: "1d".into(),
             review_below: finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW,
+            categorize_ahead: true,
         }
     }
 }

@@ -41,7 +41,7 @@ use crate::error::{io_err, Error, Result};
 use crate::input::{Chunk, Reason, Reject};
 use crate::schema::{ts_type, INCOMING, QUARANTINE, TRANSACTION_REQUIRED};
 use crate::sql::{Queries, INCOMING as INCOMING_TABLE, TRANSACTIONS};
-use crate::store::{new_context, Store};
+use crate::store::{new_context, new_context_with, Store};
 use crate::window::WindowState;
 
 const TX_APP: &str = "finopsia-transactions";
@@ -104,6 +104,8 @@ pub struct Engine {
     store: Store,
     ctx: SessionContext,
     queries: Queries,
+    /// [`EngineConfig::categorize_ahead`].
+    categorize_ahead: bool,
     windows: Vec<WindowState>,
     meta: BTreeMap<String, TableMeta>,
     timing: Timing,
@@ -186,6 +188,19 @@ fn reject_hash(source: &str, file: Option<&str>, line: Option<i64>, raw: &[u8]) 
     xxh3_128(&buf)
 }
 
+/// The `categorize()` call of the built-in transform, without whitespace,
+/// and its argument columns of `incoming`.
+const CATEGORIZE_CALL: &str =
+    "categorize(description,amount_minor,currency,direction,account_id,category)";
+const CATEGORIZE_COLUMNS: [&str; 6] = [
+    "description",
+    "amount_minor",
+    "currency",
+    "direction",
+    "account_id",
+    "category",
+];
+
 fn ts_lit(us: i64) -> Expr {
     lit(ScalarValue::TimestampMicrosecond(
         Some(us),
@@ -229,12 +244,13 @@ impl Engine {
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Engine> {
         let store = Store::open_with(data_dir, cfg.review_below)?;
-        let ctx = new_context(store.models());
+        let ctx = new_context_with(store.models(), cfg.batch_rows);
         let checkpoint_dir = data_dir.join("state").join("checkpoints");
         std::fs::create_dir_all(&checkpoint_dir).map_err(io_err(&checkpoint_dir))?;
         let mut engine = Engine {
             store,
             ctx,
+            categorize_ahead: cfg.categorize_ahead,
             queries,
             windows: Vec::new(),
             meta: BTreeMap::new(),
@@ -453,6 +469,41 @@ impl Engine {
         s
     }
 
+    /// The model handle to categorize chunks with ahead of their micro-batch
+    /// (on the decoder thread, overlapping the commit of the previous one),
+    /// when the transform query calls `categorize()` on the incoming
+    /// columns as they are — the prepared result is used only by a call with
+    /// exactly those inputs. `None` for other transform queries.
+    pub fn categorize_ahead(&self) -> Option<Arc<finopsia_udfs::ModelHandle>> {
+        let sql: String = self
+            .queries
+            .transform
+            .select_sql
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        (self.categorize_ahead && sql.contains(CATEGORIZE_CALL))
+            .then(|| self.store.models().clone())
+    }
+
+    /// Categorizes a chunk's records for [`Chunk::prepared`] with `models`.
+    pub fn prepare_chunk(models: &finopsia_udfs::ModelHandle, chunk: &mut Chunk) -> Result<()> {
+        let r = &chunk.records;
+        let inputs = CATEGORIZE_COLUMNS
+            .iter()
+            .map(|name| {
+                r.column_by_name(name)
+                    .cloned()
+                    .ok_or_else(|| Error::Config(format!("incoming column {name} missing")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // On all cores: the engine is mostly one thread, and the decoder
+        // waits for it whenever it is ahead.
+        chunk.prepared = Some(models.prepare(inputs, true)?);
+        Ok(())
+    }
+
     pub fn store(&mut self) -> &mut Store {
         &mut self.store
     }
@@ -514,7 +565,7 @@ impl Engine {
         }
         // On error the in-memory state may be ahead of the store; callers
         // that continue must reopen the engine (the service does).
-        self.commit_batch(seq, records, keep, rejects, &mut counts)
+        self.commit_batch(seq, records, keep, rejects, chunk.prepared, &mut counts)
             .await?;
         Ok(counts)
     }
@@ -525,9 +576,19 @@ impl Engine {
         records: RecordBatch,
         keep: Vec<bool>,
         rejects: Vec<Reject>,
+        prepared: Option<finopsia_udfs::Prepared>,
         counts: &mut Counts,
     ) -> Result<()> {
-        let filtered = filter_record_batch(&records, &BooleanArray::from(keep))?;
+        let mask = BooleanArray::from(keep);
+        let filtered = filter_record_batch(&records, &mask)?;
+        if let Some(p) = prepared.filter(|p| p.len() == records.num_rows()) {
+            let p = if filtered.num_rows() == records.num_rows() {
+                p
+            } else {
+                p.filter(&mask)?
+            };
+            self.store.models().offer(p);
+        }
         let accepted = filtered.num_rows();
         let now = chrono::Utc::now().timestamp_micros();
         let mut cols = filtered.columns().to_vec();
@@ -539,13 +600,15 @@ impl Engine {
 
         // 2. Transform.
         let tx = if accepted > 0 {
-            run_sql(
+            let tx = run_sql(
                 &self.ctx,
                 INCOMING_TABLE,
                 vec![incoming],
                 &self.queries.transform.select_sql,
             )
-            .await?
+            .await;
+            self.store.models().withdraw();
+            tx?
         } else {
             Vec::new()
         };

@@ -45,12 +45,21 @@ pub async fn run_source(
         ProgressBar::hidden()
     };
     let bounded = source.bounded();
+    let ahead = engine.categorize_ahead();
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let decoder = tokio::task::spawn_blocking(move || {
         let mut source = source;
         loop {
             match source.next_chunk(batch_rows) {
-                Ok(Some(chunk)) => {
+                Ok(Some(mut chunk)) => {
+                    // Model evaluation here overlaps the engine's commit of
+                    // the previous chunk; on an error the transform query
+                    // evaluates (and reports it).
+                    if let Some(models) = &ahead {
+                        if let Err(e) = Engine::prepare_chunk(models, &mut chunk) {
+                            tracing::debug!("categorizing ahead failed: {e}");
+                        }
+                    }
                     if tx.blocking_send(Ok(chunk)).is_err() {
                         return;
                     }

@@ -99,6 +99,10 @@ pub struct Chunk {
     pub rejects: Vec<Reject>,
     /// Bytes of input consumed so far (for progress).
     pub bytes_read: u64,
+    /// The records' categorization, computed ahead on the decoder thread
+    /// (see [`crate::Engine::categorize_ahead`]); `None` to evaluate in the
+    /// transform query.
+    pub prepared: Option<finopsia_udfs::Prepared>,
 }
 
 /// Where the valid records of a chunk came from: one input, and each
@@ -754,6 +758,7 @@ impl FileDecoder {
             positions,
             rejects,
             bytes_read: self.bytes_read,
+            prepared: None,
         }))
     }
 

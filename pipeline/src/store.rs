@@ -223,8 +223,20 @@ impl Store {
 
 /// A DataFusion session with FinOpsia's UDFs registered.
 pub fn new_context(models: &Arc<ModelHandle>) -> SessionContext {
+    new_context_with(
+        models,
+        datafusion::prelude::SessionConfig::new().batch_size(),
+    )
+}
+
+/// A session whose execution batches hold up to `batch_size` rows. The
+/// engine uses its micro-batch size, so that a micro-batch reaches
+/// `categorize()` whole (one model evaluation, split over the cores) instead
+/// of in DataFusion's default 8,192-row slices.
+pub fn new_context_with(models: &Arc<ModelHandle>, batch_size: usize) -> SessionContext {
     let config = datafusion::prelude::SessionConfig::new()
         .with_target_partitions(2)
+        .with_batch_size(batch_size.max(1))
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     finopsia_udfs::register_all(&ctx, models);

@@ -36,6 +36,55 @@ pub struct ModelHandle {
     review_below: f64,
     /// Model evaluations (batches) so far.
     evaluations: std::sync::atomic::AtomicU64,
+    /// A categorization computed ahead of its query (see [`Prepared`]).
+    prepared: std::sync::Mutex<Option<Prepared>>,
+}
+
+/// A categorization computed before the query that needs it, e.g. on an
+/// import's decoder thread while the previous micro-batch is committed, so
+/// that model evaluation overlaps the rest of the engine. The next
+/// `categorize()` call whose six argument columns are equal to `inputs`
+/// (same contents) with the same model uses `output` instead of evaluating;
+/// any other call evaluates as usual.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    inputs: Vec<ArrayRef>,
+    model: Arc<LoadedModel>,
+    output: ArrayRef,
+}
+
+impl Prepared {
+    /// The rows where `mask` is true (as the engine drops duplicates).
+    pub fn filter(&self, mask: &datafusion::arrow::array::BooleanArray) -> Result<Prepared> {
+        use datafusion::arrow::compute::filter;
+        Ok(Prepared {
+            inputs: self
+                .inputs
+                .iter()
+                .map(|a| filter(a.as_ref(), mask))
+                .collect::<std::result::Result<_, _>>()?,
+            model: self.model.clone(),
+            output: filter(self.output.as_ref(), mask)?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.output.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.output.is_empty()
+    }
+
+    fn matches(&self, inputs: &[ArrayRef], model: &Arc<LoadedModel>) -> bool {
+        Arc::ptr_eq(&self.model, model)
+            && self.inputs.len() == inputs.len()
+            && self.inputs.iter().zip(inputs).all(|(a, b)| {
+                // The same buffers (the usual case: the engine passes
+                // the chunk's columns through), else equal contents.
+                a.len() == b.len() && (a.to_data().ptr_eq(&b.to_data()) || a.as_ref() == b.as_ref())
+            })
+    }
 }
 
 /// Default confidence below which a model-filled category is flagged.
@@ -49,6 +98,7 @@ impl ModelHandle {
             registry: None,
             review_below: DEFAULT_REVIEW_BELOW,
             evaluations: Default::default(),
+            prepared: Default::default(),
         })
     }
 
@@ -60,6 +110,7 @@ impl ModelHandle {
             registry: Some(registry),
             review_below,
             evaluations: Default::default(),
+            prepared: Default::default(),
         }))
     }
 
@@ -74,6 +125,40 @@ impl ModelHandle {
     /// How many batches `categorize()` has evaluated with the model.
     pub fn evaluations(&self) -> u64 {
         self.evaluations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Categorizes the six `categorize()` argument columns now with the
+    /// current model, on the calling thread or (`parallel`) split over the
+    /// cores.
+    pub fn prepare(&self, inputs: Vec<ArrayRef>, parallel: bool) -> Result<Prepared> {
+        let model = self.current();
+        let output = categorize_arrays(self, &model, &inputs, parallel)?;
+        Ok(Prepared {
+            inputs,
+            model,
+            output,
+        })
+    }
+
+    /// Offers `prepared` to the next `categorize()` call (replacing any
+    /// earlier offer).
+    pub fn offer(&self, prepared: Prepared) {
+        *self.prepared.lock().expect("prepared lock") = Some(prepared);
+    }
+
+    /// Drops an offer no call took.
+    pub fn withdraw(&self) {
+        *self.prepared.lock().expect("prepared lock") = None;
+    }
+
+    /// Takes the offered categorization if it is for these inputs and model.
+    fn take_prepared(&self, inputs: &[ArrayRef], model: &Arc<LoadedModel>) -> Option<ArrayRef> {
+        let mut slot = self.prepared.lock().expect("prepared lock");
+        if slot.as_ref().is_some_and(|p| p.matches(inputs, model)) {
+            slot.take().map(|p| p.output)
+        } else {
+            None
+        }
     }
 
     /// Re-reads the registry's `CURRENT`; loads and swaps in a new version.
@@ -206,7 +291,10 @@ pub(crate) fn udf(models: Arc<ModelHandle>) -> ScalarUDF {
             if let Some(out) = last.lock().expect("cache lock").hit(&arrays, &model) {
                 return Ok(ColumnarValue::Array(out));
             }
-            let out = categorize_arrays(&models, &model, &arrays)?;
+            let out = match models.take_prepared(&arrays, &model) {
+                Some(out) => out,
+                None => categorize_arrays(&models, &model, &arrays, true)?,
+            };
             *last.lock().expect("cache lock") = LastBatch {
                 inputs: arrays,
                 model: Some(model),
@@ -221,7 +309,14 @@ fn categorize_arrays(
     models: &ModelHandle,
     model: &LoadedModel,
     arrays: &[ArrayRef],
+    parallel: bool,
 ) -> Result<ArrayRef> {
+    if arrays.len() != 6 {
+        return Err(DataFusionError::Execution(format!(
+            "categorize() takes 6 arguments, got {}",
+            arrays.len()
+        )));
+    }
     let desc = arrays[0].as_string::<i32>();
     let amount = arrays[1].as_primitive::<Int64Type>();
     let currency_col = arrays[2].as_string::<i32>();
@@ -263,8 +358,12 @@ fn categorize_arrays(
     models
         .evaluations
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let predictions = categorize_parallel(&model.categorizer, &rows)
-        .map_err(|e| DataFusionError::Execution(format!("categorize(): {e}")))?;
+    let predictions = if parallel {
+        categorize_parallel(&model.categorizer, &rows)
+    } else {
+        model.categorizer.categorize(&rows)
+    }
+    .map_err(|e| DataFusionError::Execution(format!("categorize(): {e}")))?;
     let classes = model.categorizer.classes();
 
     let mut cat_b = StringBuilder::with_capacity(n, n * 10);
@@ -383,5 +482,116 @@ mod tests {
         let out = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
         assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), n);
         assert_eq!(models.evaluations(), 1);
+    }
+
+    /// A categorization prepared ahead (as the import's decoder thread
+    /// does) is used by the query call with equal inputs, and gives the same
+    /// result as evaluating in the query; a call with other inputs, or after
+    /// the offer is withdrawn, evaluates.
+    #[tokio::test]
+    async fn prepared_categorization_is_used_only_for_its_inputs() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::datasource::MemTable;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Utf8, true),
+            Field::new("a", DataType::Int64, true),
+            Field::new("c", DataType::Utf8, true),
+            Field::new("dir", DataType::Utf8, true),
+            Field::new("acct", DataType::Utf8, true),
+            Field::new("cat", DataType::Utf8, true),
+        ]));
+        let descs = [
+            "Office Rent Payment",
+            "Product Sale",
+            "Fuel for generator",
+            "Staff salaries",
+        ];
+        let batch = |shift: usize| {
+            let n = 400;
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(
+                        (0..n).map(|i| descs[(i + shift) % 4]).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int64Array::from(
+                        (0..n).map(|i| 10_000 + i as i64 * 731).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(vec!["NGN"; n])),
+                    Arc::new(StringArray::from(
+                        (0..n)
+                            .map(|i| if i % 3 == 0 { "inflow" } else { "outflow" })
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(vec!["1"; n])),
+                    Arc::new(StringArray::from(
+                        (0..n)
+                            .map(|i| (i % 10 == 0).then_some("Custom"))
+                            .collect::<Vec<_>>(),
+                    )),
+                ],
+            )
+            .unwrap()
+        };
+        let query = |models: Arc<ModelHandle>, b: RecordBatch| async move {
+            let ctx = SessionContext::new();
+            crate::register_all(&ctx, &models);
+            let mem = MemTable::try_new(b.schema(), vec![vec![b]]).unwrap();
+            ctx.register_table("t", Arc::new(mem)).unwrap();
+            let call = "categorize(d, a, c, dir, acct, cat)";
+            let out = ctx
+                .sql(&format!(
+                    "SELECT {call}['category'] AS k, {call}['confidence'] AS p, {call}['source'] AS s FROM t"
+                ))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            pretty_format_batches(&out).unwrap().to_string()
+        };
+        // Reference: evaluated in the query.
+        let plain = ModelHandle::bundled();
+        let expected = query(plain.clone(), batch(0)).await;
+        assert_eq!(plain.evaluations(), 1);
+
+        let models = ModelHandle::bundled();
+        let b = batch(0);
+        let prepared = models.prepare(b.columns().to_vec(), false).unwrap();
+        assert_eq!(models.evaluations(), 1);
+        models.offer(prepared.clone());
+        assert_eq!(query(models.clone(), b.clone()).await, expected);
+        assert_eq!(models.evaluations(), 1, "the prepared result was used");
+
+        // Offered for other inputs: not used, the query evaluates.
+        models.offer(prepared.clone());
+        let other = query(models.clone(), batch(1)).await;
+        assert_eq!(models.evaluations(), 2);
+        assert_ne!(other, expected);
+        assert_eq!(other, query(ModelHandle::bundled(), batch(1)).await);
+
+        // Withdrawn: evaluates.
+        models.offer(prepared.clone());
+        models.withdraw();
+        assert_eq!(query(models.clone(), b.clone()).await, expected);
+        assert_eq!(models.evaluations(), 3);
+
+        // Filtered like the engine's duplicate filter: still matches.
+        let mask = datafusion::arrow::array::BooleanArray::from(
+            (0..400).map(|i| i % 7 != 0).collect::<Vec<_>>(),
+        );
+        let fb = datafusion::arrow::compute::filter_record_batch(&b, &mask).unwrap();
+        models.offer(prepared.filter(&mask).unwrap());
+        assert_eq!(
+            query(models.clone(), fb.clone()).await,
+            query(ModelHandle::bundled(), fb).await
+        );
+        assert_eq!(
+            models.evaluations(),
+            3,
+            "the filtered prepared result was used"
+        );
     }
 }

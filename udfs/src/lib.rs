@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
-pub use categorize::ModelHandle;
+pub use categorize::{ModelHandle, Prepared};
 pub use finopsia_udf_core as core;
 pub use finopsia_udf_core::currency;
 
