@@ -25,8 +25,12 @@ fn csv() -> String {
         "transaction_id,account_id,amount,currency,direction,description,transaction_date,category\n",
     );
     let row = |i: usize| {
-        let dir = if i % 3 == 0 { "inflow" } else { "outflow" };
-        let cat = if i % 11 == 0 { "Custom" } else { "" };
+        let dir = if i.is_multiple_of(3) {
+            "inflow"
+        } else {
+            "outflow"
+        };
+        let cat = if i.is_multiple_of(11) { "Custom" } else { "" };
         format!(
             "t{i},acc{},{}.{:02},NGN,{dir},{},2024-03-{:02},{cat}\n",
             i % 4,
