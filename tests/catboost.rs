@@ -198,7 +198,7 @@ fn categorize_matches_python_features_and_predict_proba() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let sample = root.join("pipeline/data/finopsia-seed-transactions.csv");
+    let sample = root.join("pipeline/core/data/finopsia-seed-transactions.csv");
     common::import(
         &data,
         &[

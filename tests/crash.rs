@@ -169,3 +169,61 @@ fn abort_at_each_commit_boundary_then_rerun() {
         );
     }
 }
+
+/// A crash right after a window emission committed (before the checkpoint
+/// says so): on restart the engine must know those windows are in the table,
+/// so a late record for one of them is merged with the stored window rather
+/// than replacing it.
+#[test]
+fn late_record_after_a_crash_that_followed_a_committed_emission() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let header = "transaction_id,account_id,amount,currency,direction,description,transaction_date";
+    let file = |name: &str, rows: &[&str]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        p
+    };
+    let run = |input: &Path, crash: bool| {
+        let mut cmd = import_command(&data, input);
+        cmd.env("FINOPSIA__ENGINE__ALLOWED_LATENESS", "0")
+            .env("FINOPSIA__ENGINE__WATERMARK_DELAY", "0")
+            .env("RUST_LOG", "warn");
+        if crash {
+            cmd.env("FINOPSIA_CRASH_AT", "after_emission")
+                .env("FINOPSIA_CRASH_AFTER", "1");
+        }
+        cmd.output().unwrap()
+    };
+    // 1. An earlier window, emitted normally (so the table has emitted before).
+    let a = file("a.csv", &["a1,acc,1.00,USD,inflow,x,2024-01-01T10:00:00Z"]);
+    assert!(run(&a, false).status.success());
+    // 2. The 10th's window is emitted by the watermark (the 20th) and the
+    //    process dies right after that commit.
+    let b = file(
+        "b.csv",
+        &[
+            "b1,acc,2.00,USD,inflow,x,2024-01-10T10:00:00Z",
+            "b2,acc,3.00,USD,inflow,x,2024-01-20T10:00:00Z",
+        ],
+    );
+    let out = run(&b, true);
+    assert!(!out.status.success(), "the import should have aborted");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("after_emission"));
+    // 3. A late record for the 10th, after the restart.
+    let c = file("c.csv", &["c1,acc,0.50,USD,inflow,x,2024-01-10T12:00:00Z"]);
+    let out = run(&c, false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let day = query(
+        &data,
+        "SELECT inflow_minor, tx_count FROM cashflow_daily WHERE window_start = TIMESTAMP '2024-01-10T00:00:00Z'",
+    );
+    assert_eq!(day.len(), 1, "{day:?}");
+    assert_eq!(int(&day[0], "inflow_minor"), 250, "{day:?}");
+    assert_eq!(int(&day[0], "tx_count"), 2, "{day:?}");
+    assert_windows_match_batch(&data);
+}

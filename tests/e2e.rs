@@ -164,7 +164,7 @@ fn seed_sample_imports_with_preset_and_shuffled_order_aggregates_completely() {
     let data = tmp.path().join("data");
     let sample = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/pipeline/data/finopsia-seed-transactions.csv"
+        "/pipeline/core/data/finopsia-seed-transactions.csv"
     );
     let text_in = std::fs::read_to_string(sample).unwrap();
     let mut lines: Vec<&str> = text_in.lines().collect();

@@ -121,7 +121,30 @@ fn train_then_hot_swap_in_a_running_service() {
     );
     assert_eq!(int(&sample[0], "n"), 3000);
 
-    // 2. A correction, visible in SQL.
+    // 2. A correction, visible in SQL. `correct` writes the store, so it is
+    //    refused while the service holds the data directory...
+    let refused = finopsia(&[
+        "correct",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--source",
+        "inbox",
+        "--transaction-id",
+        "a3",
+        "--category",
+        "Travel",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is being written by"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // ...and goes through once it is stopped; the service then starts again.
+    unsafe {
+        libc::kill(service.id() as i32, libc::SIGTERM);
+    }
+    assert!(service.wait().unwrap().success());
     let out = ok(&[
         "correct",
         "--data-dir",
@@ -153,8 +176,16 @@ fn train_then_hot_swap_in_a_running_service() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no transaction"));
+    let log = data.with_extension("log");
+    let mut service = start(&data);
+    wait_for("the service again", Duration::from_secs(120), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("watching inbox")
+    });
 
-    // 3. Train (input labels + the correction) and register.
+    // 3. Train (input labels + the correction) and register, beside the
+    //    running service (training only reads the store).
     let out = ok(&[
         "train",
         "--data-dir",

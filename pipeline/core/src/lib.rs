@@ -1,0 +1,28 @@
+//! FinOpsia core: the record model and everything a source needs.
+//!
+//! Its part of the data path is the first step: input bytes become validated
+//! records. [`input`] (with [`csv`], [`money`], [`timefmt`]) decodes CSV and
+//! NDJSON into Arrow [`input::Chunk`]s of records in the [`schema::INCOMING`]
+//! schema plus quarantine [`input::Reject`]s. The contracts the other crates
+//! meet here: [`source::Source`] (bounded, pulled by an import),
+//! [`stream::StreamSource`] (streaming, pushing into the engine writer with
+//! positions and acknowledgements) and [`sink::Sink`] (window emissions, at
+//! least once). No I/O beyond reading inputs; no store.
+
+pub mod csv;
+pub mod error;
+pub mod input;
+pub mod money;
+pub mod schema;
+pub mod settings;
+pub mod sink;
+pub mod source;
+pub mod stream;
+pub mod timefmt;
+
+pub use error::{Error, Result};
+pub use stream::Counts;
+
+/// The public sample data set (3,000 SME transactions, `finopsia-seed`
+/// preset), bundled for `finopsia run --sample` and the benchmarks.
+pub const SAMPLE_CSV: &str = include_str!("../data/finopsia-seed-transactions.csv");

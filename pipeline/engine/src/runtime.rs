@@ -1,0 +1,255 @@
+//! The streaming runtime: many live sources into one writer.
+//!
+//! Every source runs as its own task and sends [`Delivery`]s through one
+//! bounded channel (`engine.source_queue` chunks per source) to the engine
+//! task, which owns the store. The engine task closes a micro-batch when it
+//! holds `engine.batch_rows` rows or `engine.max_batch_delay` has passed
+//! since its first chunk (or a chunk ends a bounded unit, such as an inbox
+//! file, whose windows are then flushed), commits it with every source's
+//! position ([`Engine::ingest_many`]), and only then answers each delivery's
+//! acknowledgement. A source that fails is restarted with exponential
+//! backoff from its last committed position, without stopping the others. A
+//! failed commit answers its deliveries with the error and reopens the
+//! engine from the store (its in-memory state may be ahead of it).
+//!
+//! Nothing is committed by this module itself: positions are committed with
+//! the records (see [`crate::engine`]), sink progress by [`crate::outbox`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use finopsia_core::stream::{Committed, Delivery, Feed, Position, StreamSource};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::error::Result;
+
+/// Reopens the engine after a failed commit.
+pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Engine>> + Send>> + Send>;
+
+/// Called after each committed micro-batch with its counts and positions
+/// per source name.
+pub type OnCommit =
+    Box<dyn FnMut(&BTreeMap<String, finopsia_core::Counts>, &BTreeMap<String, Position>) + Send>;
+
+/// The state of one source, for `/ready` and the log.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStatus {
+    pub running: bool,
+    pub restarts: u64,
+    pub last_error: Option<String>,
+}
+
+/// Shared view of every source's status.
+pub type Statuses = Arc<Mutex<BTreeMap<String, SourceStatus>>>;
+
+/// Runs `sources` into `engine` until `shutdown` turns true; then stops the
+/// sources, commits what is pending and returns the engine.
+pub async fn run(
+    mut engine: Engine,
+    cfg: &EngineConfig,
+    sources: Vec<Box<dyn StreamSource>>,
+    mut shutdown: watch::Receiver<bool>,
+    reopen: Reopen,
+    mut on_commit: OnCommit,
+    statuses: Statuses,
+) -> Result<Engine> {
+    let capacity = cfg.source_queue.max(1) * sources.len().max(1);
+    let (tx, mut rx) = mpsc::channel::<Delivery>(capacity);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let committed: Arc<Mutex<BTreeMap<String, Position>>> =
+        Arc::new(Mutex::new(engine.positions().clone()));
+    let mut tasks = Vec::new();
+    for source in sources {
+        let feed = Feed::new(tx.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(supervise(
+            source,
+            feed,
+            committed.clone(),
+            statuses.clone(),
+        )));
+    }
+    drop(tx);
+    let max_rows = cfg.batch_rows.max(1);
+    let max_delay = cfg.max_batch_delay();
+    let mut stopping = false;
+    while !stopping {
+        // Wait for a first chunk.
+        let first = tokio::select! {
+            d = rx.recv() => d,
+            _ = shutdown.changed() => None,
+        };
+        let Some(first) = first else {
+            break;
+        };
+        let deadline = tokio::time::Instant::now() + max_delay;
+        let mut rows = rows_of(&first);
+        let mut flush = first.flush;
+        let mut batch = vec![first];
+        while rows < max_rows && !flush {
+            tokio::select! {
+                d = rx.recv() => match d {
+                    Some(d) => {
+                        rows += rows_of(&d);
+                        flush |= d.flush;
+                        batch.push(d);
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = shutdown.changed() => { stopping = true; break; }
+            }
+        }
+        engine = commit(engine, batch, flush, &reopen, &mut on_commit, &committed).await?;
+        stopping |= *shutdown.borrow();
+    }
+    let _ = stop_tx.send(true);
+    // Deliveries still queued were not committed: their sources get no
+    // acknowledgement and resume from the committed position next start.
+    rx.close();
+    while rx.recv().await.is_some() {}
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(engine)
+}
+
+fn rows_of(d: &Delivery) -> usize {
+    d.chunk.records.num_rows() + d.chunk.rejects.len()
+}
+
+/// Commits one micro-batch and answers its deliveries.
+async fn commit(
+    mut engine: Engine,
+    batch: Vec<Delivery>,
+    flush: bool,
+    reopen: &Reopen,
+    on_commit: &mut OnCommit,
+    committed: &Arc<Mutex<BTreeMap<String, Position>>>,
+) -> Result<Engine> {
+    let started = Instant::now();
+    let mut positions: BTreeMap<String, Position> = BTreeMap::new();
+    let mut chunks = Vec::with_capacity(batch.len());
+    let mut acks = Vec::with_capacity(batch.len());
+    for d in batch {
+        positions.insert(d.chunk.source.clone(), d.position);
+        acks.push((d.chunk.source.clone(), d.ack));
+        chunks.push(d.chunk);
+    }
+    let n = chunks.len();
+    let mut outcome = engine
+        .ingest_many(chunks, positions.clone().into_iter().collect())
+        .await;
+    if outcome.is_ok() && flush {
+        if let Err(e) = engine.flush().await {
+            outcome = Err(e);
+        }
+    }
+    match outcome {
+        Ok(counts) => {
+            let seq = engine.last_seq();
+            committed
+                .lock()
+                .expect("positions")
+                .extend(positions.clone());
+            let mut per_source: BTreeMap<String, finopsia_core::Counts> = BTreeMap::new();
+            for ((source, ack), c) in acks.into_iter().zip(counts) {
+                *per_source.entry(source).or_default() += c;
+                if let Some(ack) = ack {
+                    let _ = ack.send(Ok(Committed { seq, counts: c }));
+                }
+            }
+            tracing::debug!(
+                chunks = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "micro-batch committed"
+            );
+            on_commit(&per_source, &positions);
+            Ok(engine)
+        }
+        Err(error) => {
+            let message = error.to_string();
+            tracing::error!(%message, "micro-batch failed");
+            for (_, ack) in acks {
+                if let Some(ack) = ack {
+                    let _ = ack.send(Err(message.clone()));
+                }
+            }
+            if error.is_input() {
+                // Refused before anything changed: the engine is intact.
+                return Ok(engine);
+            }
+            drop(engine);
+            let mut wait = Duration::from_millis(500);
+            loop {
+                match reopen().await {
+                    Ok(e) => {
+                        committed
+                            .lock()
+                            .expect("positions")
+                            .clone_from(e.positions());
+                        return Ok(e);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reopen the engine; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs one source, restarting it with backoff after a failure, from the
+/// last committed position, until the feed stops.
+async fn supervise(
+    mut source: Box<dyn StreamSource>,
+    feed: Feed,
+    committed: Arc<Mutex<BTreeMap<String, Position>>>,
+    statuses: Statuses,
+) {
+    let name = source.name().to_string();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let resume = committed.lock().expect("positions").get(&name).cloned();
+        set(&statuses, &name, |s| s.running = true);
+        let started = Instant::now();
+        let result = source.run(resume, feed.clone()).await;
+        if feed.stopping() {
+            set(&statuses, &name, |s| s.running = false);
+            return;
+        }
+        let message = match result {
+            Ok(()) => "stopped without being asked to".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() > Duration::from_secs(30) {
+            wait = Duration::from_millis(200);
+        }
+        tracing::error!(source = %name, error = %message, retry_in_ms = wait.as_millis() as u64, "source failed; restarting it");
+        set(&statuses, &name, |s| {
+            s.running = false;
+            s.restarts += 1;
+            s.last_error = Some(message.clone());
+        });
+        let mut f = feed.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = f.stopped() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn set(statuses: &Statuses, name: &str, f: impl FnOnce(&mut SourceStatus)) {
+    f(statuses
+        .lock()
+        .expect("statuses")
+        .entry(name.to_string())
+        .or_default());
+}

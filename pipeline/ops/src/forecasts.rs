@@ -1,0 +1,923 @@
+//! Forecast refresh over the store: builds the daily series from
+//! `transactions`, detects recurring transactions, forecasts every series
+//! whose data changed since its last forecast (all cores), and stores
+//!
+//! - `forecasts`: one row per series, run and forecast day (`ds, yhat,
+//!   yhat_lower, yhat_upper`), every run kept;
+//! - `forecast_runs`: one row per series and run: status, model, settings,
+//!   training window, backtest scores, data fingerprint and, for balance
+//!   series, the runway;
+//! - `recurring`: the detected patterns (replaced by each refresh).
+//!
+//! The views `forecast_runs_latest`, `forecasts_latest` and `runway` (see
+//! [`VIEWS`]) select the latest run of each series.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use finopsia_forecast::backtest::Score;
+use finopsia_forecast::recurring::{self, Event, Recurring};
+use finopsia_forecast::refresh::{self, Job, Outcome, Status};
+use finopsia_forecast::series::{self, Kind, SeriesKey, Txn};
+use finopsia_forecast::{Forecast, Forecaster, Params, Series};
+use serde::Serialize;
+
+use crate::config::ForecastConfig;
+use crate::error::{Error, Result};
+use finopsia_store::{Store, View};
+
+const EPOCH_DAYS_CE: i32 = 719_163;
+
+fn to_days(d: NaiveDate) -> i32 {
+    chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_CE
+}
+
+fn from_days(days: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_CE).expect("date in range")
+}
+
+/// One line of the refresh summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    pub series_id: String,
+    pub status: &'static str,
+    pub model: Option<&'static str>,
+    pub refitted: bool,
+    pub history_days: usize,
+    pub holidays: usize,
+    /// Sum of the forecast over the next 30 days (flow series).
+    pub next_30_days: Option<f64>,
+    pub backtest_mae: Option<f64>,
+    pub backtest_smape: Option<f64>,
+    pub backtest_coverage: Option<f64>,
+    pub last_balance: Option<f64>,
+    pub lowest_balance: Option<f64>,
+    pub lowest_date: Option<NaiveDate>,
+    pub below_threshold_date: Option<NaiveDate>,
+    pub lower_below_threshold_date: Option<NaiveDate>,
+    pub error: Option<String>,
+}
+
+/// What `finopsia forecast` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshReport {
+    pub run_id: i64,
+    pub series: usize,
+    pub refitted: usize,
+    pub unchanged: usize,
+    pub short_history: usize,
+    pub failed: usize,
+    pub recurring_patterns: usize,
+    pub seconds: f64,
+    pub rows: Vec<SummaryRow>,
+}
+
+impl RefreshReport {
+    /// A plain-text table of the series and their runway.
+    pub fn table(&self) -> String {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
+        let d = |v: Option<NaiveDate>| v.map_or("-".to_string(), |v| v.to_string());
+        let mut out = format!(
+            "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>16} {:>10} {:>10}\n",
+            "series",
+            "status",
+            "model",
+            "days",
+            "next 30 days",
+            "backtest MAE",
+            "sMAPE",
+            "cover",
+            "lowest balance",
+            "on",
+            "below on"
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>16} {:>10} {:>10}{}\n",
+                r.series_id,
+                r.status,
+                r.model.unwrap_or("-"),
+                r.history_days,
+                f(r.next_30_days),
+                f(r.backtest_mae),
+                pct(r.backtest_smape.map(|v| v / 2.0)),
+                pct(r.backtest_coverage),
+                f(r.lowest_balance),
+                d(r.lowest_date),
+                d(r.below_threshold_date.or(r.lower_below_threshold_date)),
+                if r.refitted { "" } else { "  (unchanged)" },
+            ));
+            if let Some(e) = &r.error {
+                out.push_str(&format!("    error: {e}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "{} series: {} refitted, {} unchanged, {} short history, {} failed; {} recurring patterns; {:.1} s\n",
+            self.series,
+            self.refitted,
+            self.unchanged,
+            self.short_history,
+            self.failed,
+            self.recurring_patterns,
+            self.seconds
+        ));
+        out
+    }
+}
+
+/// Transactions as the forecasts read them.
+struct Loaded {
+    txns: Vec<Txn>,
+    events: Vec<Event>,
+}
+
+fn strings(col: &ArrayRef) -> Result<StringArray> {
+    let c = datafusion::arrow::compute::cast(col, &DataType::Utf8)?;
+    Ok(c.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone())
+}
+
+async fn load(store: &mut Store) -> Result<Loaded> {
+    if !store.exists("transactions") {
+        return Err(Error::Config(
+            "no transactions in the store yet (import data first, or pass --data-dir)".into(),
+        ));
+    }
+    let batches = store
+        .query(
+            "SELECT CAST(CAST(event_time AS DATE) AS INT) AS day, account_id, currency, category, \
+             amount_minor, COALESCE(NULLIF(counterparty, ''), description) AS label \
+             FROM transactions WHERE amount_minor IS NOT NULL AND event_time IS NOT NULL",
+        )
+        .await?;
+    let mut out = Loaded {
+        txns: Vec::new(),
+        events: Vec::new(),
+    };
+    let mut norm_cache: HashMap<String, String> = HashMap::new();
+    for b in &batches {
+        let day = datafusion::arrow::compute::cast(b.column(0), &DataType::Int32)?;
+        let day = day
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int32Array>()
+            .expect("int32");
+        let account = strings(b.column(1))?;
+        let currency = strings(b.column(2))?;
+        let category = strings(b.column(3))?;
+        let amount = datafusion::arrow::compute::cast(b.column(4), &DataType::Int64)?;
+        let amount = amount.as_any().downcast_ref::<Int64Array>().expect("i64");
+        let label = strings(b.column(5))?;
+        for i in 0..b.num_rows() {
+            let cur = currency.value(i);
+            let exp = finopsia_udf_core::currency::exponent(cur).unwrap_or(2);
+            // Signed (inflow positive), major units.
+            let major = amount.value(i) as f64 / 10f64.powi(exp as i32);
+            let date = from_days(day.value(i));
+            let cat = (!category.is_null(i)).then(|| category.value(i).to_string());
+            let raw = if label.is_null(i) { "" } else { label.value(i) };
+            let key = match norm_cache.get(raw) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = finopsia_udf_core::text::normalize_description(raw);
+                    norm_cache.insert(raw.to_string(), k.clone());
+                    k
+                }
+            };
+            out.events.push(Event {
+                date,
+                account_id: account.value(i).to_string(),
+                currency: cur.to_string(),
+                key,
+                category: cat.clone(),
+                amount: major,
+            });
+            out.txns.push(Txn {
+                date,
+                account_id: account.value(i).to_string(),
+                currency: cur.to_string(),
+                category: cat,
+                amount: major,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The patterns that affect a series, largest total amount first.
+fn patterns_for(key: &SeriesKey, all: &[Recurring], max: usize) -> Vec<Recurring> {
+    let mut v: Vec<&Recurring> = all
+        .iter()
+        .filter(|r| r.currency == key.currency)
+        .filter(|r| match key.kind {
+            Kind::AccountNetFlow => r.account_id == key.subject,
+            Kind::OrgNetFlow => true,
+            Kind::CategoryOutflow => {
+                r.direction == "outflow" && r.category.as_deref() == Some(key.subject.as_str())
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        let w = |r: &Recurring| r.amount.abs() * r.occurrences.len() as f64;
+        w(b).total_cmp(&w(a))
+    });
+    v.into_iter().take(max).cloned().collect()
+}
+
+fn fingerprint(
+    series: &Series,
+    patterns: &[Recurring],
+    settings: &str,
+    balance: Option<f64>,
+) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(settings.as_bytes());
+    for (d, y) in series.ds.iter().zip(&series.y) {
+        h.update(&to_days(*d).to_le_bytes());
+        h.update(&y.to_bits().to_le_bytes());
+    }
+    for p in patterns {
+        h.update(p.name().as_bytes());
+        for d in &p.occurrences {
+            h.update(&to_days(*d).to_le_bytes());
+        }
+    }
+    if let Some(b) = balance {
+        h.update(&b.to_bits().to_le_bytes());
+    }
+    h.digest() as i64
+}
+
+/// What the latest successful run of a series left.
+struct Previous {
+    fingerprint: i64,
+    backtest: Option<Score>,
+    backtest_at_us: Option<i64>,
+    /// Prophet's parameters, to warm-start the next fit.
+    params: Option<Params>,
+}
+
+/// The latest successful run per series id from `forecast_runs`.
+async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
+    let mut out = HashMap::new();
+    if !store.exists("forecast_runs") {
+        return Ok(out);
+    }
+    let ctx = store.context().await?;
+    // Columns added by later versions are NULL in runs written before them.
+    let schema = ctx.table("forecast_runs").await?.schema().clone();
+    let has = |c: &str| schema.has_column_with_unqualified_name(c);
+    let backtest_at = if has("backtest_at") {
+        "CAST(backtest_at AS BIGINT)"
+    } else {
+        "CAST(NULL AS BIGINT)"
+    };
+    let params = if has("params") {
+        "params"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+    let sql = format!(
+        "SELECT series_id, fingerprint, backtest_mae, backtest_smape, backtest_coverage, \
+         backtest_days, {backtest_at}, {params} FROM forecast_runs r JOIN \
+         (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
+          WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
+         ON r.series_id = l.sid AND r.run_id = l.rid"
+    );
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    for b in &batches {
+        let ids = strings(b.column(0))?;
+        let col = |i: usize| -> Result<Float64Array> {
+            let c = datafusion::arrow::compute::cast(b.column(i), &DataType::Float64)?;
+            Ok(c.as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("f64")
+                .clone())
+        };
+        let icol = |i: usize| -> Result<Int64Array> {
+            let c = datafusion::arrow::compute::cast(b.column(i), &DataType::Int64)?;
+            Ok(c.as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("i64")
+                .clone())
+        };
+        let (fp, mae, smape, cov, days, at) =
+            (icol(1)?, col(2)?, col(3)?, col(4)?, icol(5)?, icol(6)?);
+        let params = strings(b.column(7))?;
+        for i in 0..b.num_rows() {
+            if fp.is_null(i) {
+                continue;
+            }
+            let backtest = (!mae.is_null(i)).then(|| Score {
+                mae: mae.value(i),
+                smape: smape.value(i),
+                coverage: cov.value(i),
+                days: if days.is_null(i) {
+                    0
+                } else {
+                    days.value(i) as usize
+                },
+            });
+            out.insert(
+                ids.value(i).to_string(),
+                Previous {
+                    fingerprint: fp.value(i),
+                    backtest,
+                    backtest_at_us: (!at.is_null(i)).then(|| at.value(i)),
+                    // Unreadable parameters only cost a cold start.
+                    params: (!params.is_null(i))
+                        .then(|| serde_json::from_str(params.value(i)).ok())
+                        .flatten(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Refreshes forecasts in the store under `data_dir`.
+pub async fn refresh(
+    data_dir: &Path,
+    cfg: &ForecastConfig,
+    all: bool,
+    progress: bool,
+) -> Result<RefreshReport> {
+    let mut store = Store::open(data_dir)?.with_views(VIEWS);
+    let fx = tokio::task::spawn_blocking(Forecaster::new)
+        .await
+        .map_err(|e| Error::Config(format!("forecaster start-up: {e}")))?;
+    refresh_store(&mut store, &fx, cfg, all, progress).await
+}
+
+/// Refreshes forecasts in `store` with an existing forecaster.
+pub async fn refresh_store(
+    store: &mut Store,
+    fx: &Forecaster,
+    cfg: &ForecastConfig,
+    all: bool,
+    progress: bool,
+) -> Result<RefreshReport> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let run_at_us = chrono::Utc::now().timestamp_micros();
+    let run_id = run_at_us;
+    let loaded = load(store).await?;
+    let all_series = series::build(&loaded.txns, None);
+    let patterns = recurring::detect(&loaded.events, &cfg.recurring);
+    let threshold = cfg.threshold()?;
+    let rc = cfg.refresh_config();
+    let settings_json = serde_json::to_string(&rc).expect("settings serialize");
+    // Opening balances per account, and their sum per currency.
+    let mut openings: BTreeMap<String, f64> = BTreeMap::new();
+    for (acc, v) in &cfg.opening_balances {
+        openings.insert(acc.clone(), ForecastConfig::major("opening balance", v)?);
+    }
+    let mut org_opening: BTreeMap<String, f64> = BTreeMap::new();
+    for key in all_series.keys().filter(|k| k.kind == Kind::AccountNetFlow) {
+        *org_opening.entry(key.currency.clone()).or_default() +=
+            openings.get(&key.subject).copied().unwrap_or(0.0);
+    }
+    let previous = previous_runs(store).await?;
+    let backtest_every = cfg.backtest_interval().as_micros() as i64;
+
+    let mut jobs = Vec::new();
+    let mut unchanged = Vec::new();
+    for (key, s) in &all_series {
+        let recurring = patterns_for(key, &patterns, cfg.max_recurring_per_series);
+        let balance = match key.kind {
+            Kind::AccountNetFlow => Some(openings.get(&key.subject).copied().unwrap_or(0.0)),
+            Kind::OrgNetFlow => Some(org_opening.get(&key.currency).copied().unwrap_or(0.0)),
+            Kind::CategoryOutflow => None,
+        }
+        .map(|open| open + s.y.iter().sum::<f64>());
+        let fp = fingerprint(s, &recurring, &settings_json, balance);
+        let prev = previous.get(&key.id());
+        if !all && prev.is_some_and(|p| p.fingerprint == fp) {
+            unchanged.push((key.clone(), s.len()));
+            continue;
+        }
+        // Backtests are costly (one fit per fold): rerun them once
+        // `backtest_interval` has passed, else keep the last scores.
+        let carried = prev.and_then(|p| {
+            let at = p.backtest_at_us?;
+            let due = all || run_at_us - at >= backtest_every;
+            if due {
+                None
+            } else {
+                Some((p.backtest?, at))
+            }
+        });
+        // Warm-start from the previous fit, except with `--all` and when the
+        // backtest is rerun: then from scratch, as an anchor.
+        let cold = !cfg.warm_start || all || (cfg.backtest_folds > 0 && carried.is_none());
+        jobs.push((
+            fp,
+            carried,
+            Job {
+                key: key.clone(),
+                series: s.clone(),
+                recurring,
+                balance,
+                threshold,
+                backtest: carried.is_none(),
+                init: if cold {
+                    None
+                } else {
+                    prev.and_then(|p| p.params.clone())
+                },
+            },
+        ));
+    }
+
+    let fps: Vec<i64> = jobs.iter().map(|j| j.0).collect();
+    let carried: Vec<Option<(Score, i64)>> = jobs.iter().map(|j| j.1).collect();
+    let jobs: Vec<Job> = jobs.into_iter().map(|j| j.2).collect();
+    let bar = progress.then(|| {
+        let b = indicatif::ProgressBar::new(jobs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "forecasting {bar:30} {pos}/{len} series ({per_sec}, eta {eta})",
+            )
+            .expect("template"),
+        );
+        b
+    });
+    let outcomes = {
+        let fx = fx.clone();
+        let bar2 = bar.clone();
+        tokio::task::spawn_blocking(move || {
+            let tick = move |done: usize, _total: usize| {
+                if let Some(b) = &bar2 {
+                    b.set_position(done as u64);
+                }
+            };
+            let out = refresh::run(&fx, &rc, &jobs, &tick);
+            (jobs, out)
+        })
+        .await
+        .map_err(|e| Error::Config(format!("forecast workers: {e}")))?
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (jobs, mut outcomes) = outcomes;
+    // When each outcome's backtest scores were computed.
+    let mut backtest_at = Vec::with_capacity(outcomes.len());
+    for (o, c) in outcomes.iter_mut().zip(&carried) {
+        match c {
+            Some((score, at)) if o.backtest.is_none() && o.status != Status::Failed => {
+                o.backtest = Some(*score);
+                backtest_at.push(Some(*at));
+            }
+            _ => backtest_at.push(o.backtest.map(|_| run_at_us)),
+        }
+    }
+
+    // Store.
+    let cfg_rc = cfg.refresh_config();
+    if !outcomes.is_empty() {
+        let fc_batch = forecasts_batch(run_id, &outcomes)?;
+        let runs = runs_batch(
+            run_id,
+            run_at_us,
+            &cfg_rc,
+            &settings_json,
+            &jobs,
+            &outcomes,
+            &fps,
+            &backtest_at,
+        )?;
+        store.append("forecasts", vec![fc_batch], None).await?;
+        store.append("forecast_runs", vec![runs], None).await?;
+    }
+    store
+        .overwrite("recurring", recurring_batch(&patterns)?)
+        .await?;
+
+    let mut rows: Vec<SummaryRow> = jobs
+        .iter()
+        .zip(&outcomes)
+        .map(|(j, o)| summary_row(j, o))
+        .collect();
+    for (key, days) in &unchanged {
+        rows.push(SummaryRow {
+            series_id: key.id(),
+            status: "ok",
+            model: None,
+            refitted: false,
+            history_days: *days,
+            holidays: 0,
+            next_30_days: None,
+            backtest_mae: None,
+            backtest_smape: None,
+            backtest_coverage: None,
+            last_balance: None,
+            lowest_balance: None,
+            lowest_date: None,
+            below_threshold_date: None,
+            lower_below_threshold_date: None,
+            error: None,
+        });
+    }
+    rows.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    let report = RefreshReport {
+        run_id,
+        series: all_series.len(),
+        refitted: outcomes.len(),
+        unchanged: unchanged.len(),
+        short_history: count(Status::ShortHistory),
+        failed: count(Status::Failed),
+        recurring_patterns: patterns.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        rows,
+    };
+    tracing::info!(
+        series = report.series,
+        refitted = report.refitted,
+        unchanged = report.unchanged,
+        failed = report.failed,
+        seconds = report.seconds,
+        "forecasts refreshed"
+    );
+    Ok(report)
+}
+
+fn summary_row(job: &Job, o: &Outcome) -> SummaryRow {
+    let next_30 = o
+        .forecast
+        .as_ref()
+        .map(|f| f.yhat.iter().take(30).sum::<f64>());
+    SummaryRow {
+        series_id: o.key.id(),
+        status: o.status.as_str(),
+        model: o.model.map(|m| m.as_str()),
+        refitted: true,
+        history_days: o
+            .train_start
+            .zip(o.train_end)
+            .map_or(0, |(a, b)| (b - a).num_days() as usize + 1),
+        holidays: o.holidays,
+        next_30_days: next_30,
+        backtest_mae: o.backtest.map(|b| b.mae),
+        backtest_smape: o.backtest.map(|b| b.smape),
+        backtest_coverage: o.backtest.map(|b| b.coverage),
+        last_balance: job.balance,
+        lowest_balance: o.runway.as_ref().map(|r| r.lowest),
+        lowest_date: o.runway.as_ref().map(|r| r.lowest_date),
+        below_threshold_date: o.runway.as_ref().and_then(|r| r.below_date),
+        lower_below_threshold_date: o.runway.as_ref().and_then(|r| r.lower_below_date),
+        error: o.error.clone(),
+    }
+}
+
+fn utf8(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+fn f64f(name: &str) -> Field {
+    Field::new(name, DataType::Float64, true)
+}
+fn i64f(name: &str) -> Field {
+    Field::new(name, DataType::Int64, true)
+}
+fn datef(name: &str) -> Field {
+    Field::new(name, DataType::Date32, true)
+}
+
+/// Schema of `forecasts`.
+pub fn forecasts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        i64f("run_id"),
+        utf8("series_id"),
+        utf8("kind"),
+        utf8("currency"),
+        utf8("subject"),
+        utf8("model"),
+        datef("ds"),
+        f64f("yhat"),
+        f64f("yhat_lower"),
+        f64f("yhat_upper"),
+    ]))
+}
+
+fn balance_key(key: &SeriesKey) -> Option<(String, &'static str)> {
+    let name = key.kind.balance_name()?;
+    let id = if key.subject.is_empty() {
+        format!("{name}/{}", key.currency)
+    } else {
+        format!("{name}/{}/{}", key.currency, key.subject)
+    };
+    Some((id, name))
+}
+
+fn forecasts_batch(run_id: i64, outcomes: &[Outcome]) -> Result<RecordBatch> {
+    let mut run = Vec::new();
+    let (mut id, mut kind, mut cur, mut subj, mut model) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ds, mut yhat, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut push = |sid: &str, k: &str, key: &SeriesKey, m: &str, f: &Forecast| {
+        for i in 0..f.ds.len() {
+            run.push(run_id);
+            id.push(sid.to_string());
+            kind.push(k.to_string());
+            cur.push(key.currency.clone());
+            subj.push(key.subject.clone());
+            model.push(m.to_string());
+            ds.push(to_days(f.ds[i]));
+            yhat.push(f.yhat[i]);
+            lo.push(f.lower[i]);
+            hi.push(f.upper[i]);
+        }
+    };
+    for o in outcomes {
+        let m = o.model.map_or("", |m| m.as_str());
+        if let Some(f) = &o.forecast {
+            push(&o.key.id(), o.key.kind.as_str(), &o.key, m, f);
+        }
+        if let (Some(b), Some((bid, bkind))) = (&o.balance, balance_key(&o.key)) {
+            push(&bid, bkind, &o.key, m, b);
+        }
+    }
+    Ok(RecordBatch::try_new(
+        forecasts_schema(),
+        vec![
+            Arc::new(Int64Array::from(run)),
+            Arc::new(StringArray::from(id)),
+            Arc::new(StringArray::from(kind)),
+            Arc::new(StringArray::from(cur)),
+            Arc::new(StringArray::from(subj)),
+            Arc::new(StringArray::from(model)),
+            Arc::new(Date32Array::from(ds)),
+            Arc::new(Float64Array::from(yhat)),
+            Arc::new(Float64Array::from(lo)),
+            Arc::new(Float64Array::from(hi)),
+        ],
+    )?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn runs_batch(
+    run_id: i64,
+    run_at_us: i64,
+    rc: &finopsia_forecast::refresh::RefreshConfig,
+    settings_json: &str,
+    jobs: &[Job],
+    outcomes: &[Outcome],
+    fps: &[i64],
+    backtest_at: &[Option<i64>],
+) -> Result<RecordBatch> {
+    #[derive(Default)]
+    struct Cols {
+        id: Vec<String>,
+        kind: Vec<String>,
+        cur: Vec<String>,
+        subj: Vec<String>,
+        status: Vec<String>,
+        model: Vec<Option<String>>,
+        error: Vec<Option<String>>,
+        train_start: Vec<Option<i32>>,
+        train_end: Vec<Option<i32>>,
+        history: Vec<i64>,
+        holidays: Vec<i64>,
+        mae: Vec<Option<f64>>,
+        smape: Vec<Option<f64>>,
+        coverage: Vec<Option<f64>>,
+        bt_days: Vec<Option<i64>>,
+        bt_at: Vec<Option<i64>>,
+        fp: Vec<i64>,
+        secs: Vec<f64>,
+        last_balance: Vec<Option<f64>>,
+        lowest: Vec<Option<f64>>,
+        lowest_date: Vec<Option<i32>>,
+        below: Vec<Option<i32>>,
+        lower_below: Vec<Option<i32>>,
+        warm: Vec<Option<bool>>,
+        params: Vec<Option<String>>,
+    }
+    let mut c = Cols::default();
+    for (((job, o), fp), bt_at) in jobs.iter().zip(outcomes).zip(fps).zip(backtest_at) {
+        let mut row = |id: String, kind: &str, is_balance: bool| {
+            c.id.push(id);
+            c.kind.push(kind.to_string());
+            c.cur.push(o.key.currency.clone());
+            c.subj.push(o.key.subject.clone());
+            c.status.push(o.status.as_str().to_string());
+            c.model.push(o.model.map(|m| m.as_str().to_string()));
+            c.error.push(o.error.clone());
+            c.train_start.push(o.train_start.map(to_days));
+            c.train_end.push(o.train_end.map(to_days));
+            c.history.push(job.series.len() as i64);
+            c.holidays.push(o.holidays as i64);
+            let bt = if is_balance { None } else { o.backtest };
+            c.mae.push(bt.map(|b| b.mae));
+            c.smape.push(bt.map(|b| b.smape));
+            c.coverage.push(bt.map(|b| b.coverage));
+            c.bt_days.push(bt.map(|b| b.days as i64));
+            c.bt_at.push(if is_balance { None } else { *bt_at });
+            c.fp.push(*fp);
+            c.secs.push(o.seconds);
+            let rw = if is_balance { o.runway.as_ref() } else { None };
+            c.last_balance
+                .push(if is_balance { job.balance } else { None });
+            c.lowest.push(rw.map(|r| r.lowest));
+            c.lowest_date.push(rw.map(|r| to_days(r.lowest_date)));
+            c.below.push(rw.and_then(|r| r.below_date.map(to_days)));
+            c.lower_below
+                .push(rw.and_then(|r| r.lower_below_date.map(to_days)));
+            let fitted = o.params.is_some() && !is_balance;
+            c.warm.push(fitted.then_some(o.warm));
+            c.params.push(if fitted {
+                o.params
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).expect("params serialize"))
+            } else {
+                None
+            });
+        };
+        row(o.key.id(), o.key.kind.as_str(), false);
+        if let Some((bid, bkind)) = balance_key(&o.key) {
+            if job.balance.is_some() {
+                row(bid, bkind, true);
+            }
+        }
+    }
+    let n = c.id.len();
+    let schema = runs_schema();
+    let threshold = jobs.first().map_or(0.0, |j| j.threshold);
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![run_id; n])),
+            Arc::new(TimestampMicrosecondArray::from(vec![run_at_us; n]).with_timezone("UTC")),
+            Arc::new(StringArray::from(c.id)),
+            Arc::new(StringArray::from(c.kind)),
+            Arc::new(StringArray::from(c.cur)),
+            Arc::new(StringArray::from(c.subj)),
+            Arc::new(StringArray::from(c.status)),
+            Arc::new(StringArray::from(c.model)),
+            Arc::new(StringArray::from(c.error)),
+            Arc::new(Date32Array::from(c.train_start)),
+            Arc::new(Date32Array::from(c.train_end)),
+            Arc::new(Int64Array::from(c.history)),
+            Arc::new(Int64Array::from(vec![rc.horizon_days as i64; n])),
+            Arc::new(Float64Array::from(vec![rc.interval_width; n])),
+            Arc::new(StringArray::from(vec![settings_json.to_string(); n])),
+            Arc::new(Int64Array::from(c.holidays)),
+            Arc::new(Float64Array::from(c.mae)),
+            Arc::new(Float64Array::from(c.smape)),
+            Arc::new(Float64Array::from(c.coverage)),
+            Arc::new(Int64Array::from(c.bt_days)),
+            Arc::new(TimestampMicrosecondArray::from(c.bt_at).with_timezone("UTC")),
+            Arc::new(Int64Array::from(c.fp)),
+            Arc::new(Float64Array::from(c.secs)),
+            Arc::new(Float64Array::from(c.last_balance)),
+            Arc::new(Float64Array::from(vec![threshold; n])),
+            Arc::new(Float64Array::from(c.lowest)),
+            Arc::new(Date32Array::from(c.lowest_date)),
+            Arc::new(Date32Array::from(c.below)),
+            Arc::new(Date32Array::from(c.lower_below)),
+            Arc::new(BooleanArray::from(c.warm)),
+            Arc::new(StringArray::from(c.params)),
+        ],
+    )?)
+}
+
+/// Schema of `forecast_runs`.
+pub fn runs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        i64f("run_id"),
+        Field::new("run_at", finopsia_core::schema::ts_type(), true),
+        utf8("series_id"),
+        utf8("kind"),
+        utf8("currency"),
+        utf8("subject"),
+        utf8("status"),
+        utf8("model"),
+        utf8("error"),
+        datef("train_start"),
+        datef("train_end"),
+        i64f("history_days"),
+        i64f("horizon_days"),
+        f64f("interval_width"),
+        utf8("settings"),
+        i64f("holidays"),
+        f64f("backtest_mae"),
+        f64f("backtest_smape"),
+        f64f("backtest_coverage"),
+        i64f("backtest_days"),
+        Field::new("backtest_at", finopsia_core::schema::ts_type(), true),
+        i64f("fingerprint"),
+        f64f("fit_seconds"),
+        f64f("last_balance"),
+        f64f("runway_threshold"),
+        f64f("lowest_balance"),
+        datef("lowest_date"),
+        datef("below_threshold_date"),
+        datef("lower_below_threshold_date"),
+        Field::new("warm_start", DataType::Boolean, true),
+        utf8("params"),
+    ]))
+}
+
+/// Schema of `recurring`.
+pub fn recurring_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("account_id"),
+        utf8("currency"),
+        utf8("key"),
+        utf8("category"),
+        utf8("direction"),
+        utf8("cadence"),
+        i64f("day_of_month"),
+        f64f("amount"),
+        i64f("occurrences"),
+        datef("first_date"),
+        datef("last_date"),
+        datef("next_expected"),
+    ]))
+}
+
+fn recurring_batch(patterns: &[Recurring]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        recurring_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                patterns.iter().map(|p| p.account_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                patterns.iter().map(|p| p.currency.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                patterns.iter().map(|p| p.key.as_str()),
+            )),
+            Arc::new(StringArray::from(
+                patterns
+                    .iter()
+                    .map(|p| p.category.clone())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                patterns.iter().map(|p| p.direction),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                patterns.iter().map(|p| p.cadence.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                patterns.iter().map(|p| p.day_of_month as i64),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                patterns.iter().map(|p| p.amount),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                patterns.iter().map(|p| p.occurrences.len() as i64),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                patterns.iter().map(|p| to_days(p.first())),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                patterns.iter().map(|p| to_days(p.last())),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                patterns.iter().map(|p| to_days(p.next_expected)),
+            )),
+        ],
+    )?)
+}
+
+/// Views over the forecast tables, created on every session that has them
+/// (give them to [`Store::with_views`] and the query service).
+pub const VIEWS: &[View] = &[
+    View {
+        name: "forecast_runs_latest",
+        needs: &["forecast_runs", "forecasts"],
+        sql: "SELECT r.* FROM forecast_runs r JOIN \
+         (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs GROUP BY series_id) l \
+         ON r.series_id = l.sid AND r.run_id = l.rid",
+    },
+    View {
+        name: "forecasts_latest",
+        needs: &["forecast_runs", "forecasts"],
+        sql: "SELECT f.* FROM forecasts f JOIN \
+         (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
+          WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
+         ON f.series_id = l.sid AND f.run_id = l.rid",
+    },
+    View {
+        name: "runway",
+        needs: &["forecast_runs", "forecasts"],
+        sql: "SELECT series_id, currency, subject AS account_id, run_at, train_end AS as_of, \
+         last_balance, runway_threshold, lowest_balance, lowest_date, below_threshold_date, \
+         lower_below_threshold_date, model, status \
+         FROM forecast_runs_latest WHERE kind IN ('account_balance', 'org_balance')",
+    },
+];

@@ -1,0 +1,17 @@
+//! FinOpsia operations: the work that runs beside the writer.
+//!
+//! Its part of the data path is after the store: [`forecasts`] refreshes the
+//! cash-flow forecasts of every series whose data changed (augurs Prophet,
+//! recurring transactions as holidays, backtests, runway) into its own
+//! tables and defines their views; [`models`] trains CatBoost categorization
+//! models with the Python script, keeps the model registry, stores user
+//! corrections and evaluates a model on a CSV. The scheduler, store
+//! maintenance and alerts come here next.
+
+pub mod config;
+pub mod error;
+pub mod forecasts;
+pub mod models;
+
+pub use config::{ForecastConfig, TrainConfig};
+pub use error::{Error, Result};

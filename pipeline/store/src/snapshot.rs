@@ -1,0 +1,220 @@
+//! Readers on fresh, consistent snapshots.
+//!
+//! After every completed micro-batch (records, rejects and the window
+//! emissions it caused all committed) the engine publishes the versions of
+//! the tables it writes as one [`Versions`]. A reader's query sees exactly
+//! those versions of `transactions`, `quarantine` and the window tables, so
+//! totals across them agree, and never waits for the writer.
+//!
+//! Published two ways, both after the commits they name:
+//! - in the writer's process, through a `watch` channel ([`Publisher`]);
+//! - for other processes (`finopsia query`), in `<data_dir>/state/snapshot.json`,
+//!   replaced atomically (temporary file + rename).
+//!
+//! The file is only a pointer to committed versions, so losing it loses
+//! nothing: without it (or for a table it does not name, such as `forecasts`)
+//! a reader uses the latest committed version. Old versions stay readable
+//! until a vacuum removes their files, which keeps far more than a query's
+//! lifetime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use finopsia_udfs::ModelHandle;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Mutex};
+
+use crate::error::{io_err, Error, Result};
+use crate::store::{new_context, register_views, View};
+
+/// Table versions as of one completed micro-batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    /// The micro-batch sequence they are as of.
+    pub seq: i64,
+    /// Table name → Delta version.
+    pub tables: BTreeMap<String, u64>,
+}
+
+const SNAPSHOT_FILE: &str = "snapshot.json";
+
+fn snapshot_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("state").join(SNAPSHOT_FILE)
+}
+
+/// The writer's side: publishes each completed micro-batch's versions.
+#[derive(Debug)]
+pub struct Publisher {
+    path: PathBuf,
+    tx: watch::Sender<Arc<Versions>>,
+}
+
+impl Publisher {
+    pub fn new(data_dir: &Path) -> Publisher {
+        let (tx, _) = watch::channel(Arc::new(Versions::default()));
+        Publisher {
+            path: snapshot_path(data_dir),
+            tx,
+        }
+    }
+
+    /// Publishes `v` to in-process readers and to the snapshot file.
+    pub fn publish(&self, v: Versions) -> Result<()> {
+        let text = serde_json::to_vec(&v).map_err(|e| Error::Store(e.to_string()))?;
+        let tmp = self.path.with_extension("json.tmp");
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+        self.tx.send_replace(Arc::new(v));
+        Ok(())
+    }
+
+    /// A receiver for in-process readers.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Versions>> {
+        self.tx.subscribe()
+    }
+}
+
+/// Read-only SQL over the store, each query on one snapshot. Cheap to clone
+/// and safe to share between tasks.
+#[derive(Clone)]
+pub struct QueryService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    models: Arc<ModelHandle>,
+    views: Vec<View>,
+    live: Option<watch::Receiver<Arc<Versions>>>,
+    /// One loaded table per name, moved forward (or back) to the version a
+    /// query needs.
+    tables: Mutex<HashMap<String, DeltaTable>>,
+}
+
+impl std::fmt::Debug for QueryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryService")
+            .field("data_dir", &self.inner.data_dir)
+            .finish()
+    }
+}
+
+impl QueryService {
+    /// Queries the store under `data_dir` from another process: snapshots
+    /// come from the snapshot file the writer keeps.
+    pub fn open(data_dir: &Path, models: Arc<ModelHandle>, views: &[View]) -> QueryService {
+        Self::new(data_dir, models, views, None)
+    }
+
+    /// Queries in the writer's process: snapshots come from `live`.
+    pub fn live(
+        data_dir: &Path,
+        models: Arc<ModelHandle>,
+        views: &[View],
+        live: watch::Receiver<Arc<Versions>>,
+    ) -> QueryService {
+        Self::new(data_dir, models, views, Some(live))
+    }
+
+    fn new(
+        data_dir: &Path,
+        models: Arc<ModelHandle>,
+        views: &[View],
+        live: Option<watch::Receiver<Arc<Versions>>>,
+    ) -> QueryService {
+        QueryService {
+            inner: Arc::new(Inner {
+                data_dir: data_dir.to_path_buf(),
+                models,
+                views: views.to_vec(),
+                live,
+                tables: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The versions the next query would see.
+    pub fn versions(&self) -> Versions {
+        match &self.inner.live {
+            Some(rx) => (**rx.borrow()).clone(),
+            None => std::fs::read(snapshot_path(&self.inner.data_dir))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn tables_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("tables")
+    }
+
+    /// Names of the tables present.
+    fn table_names(&self) -> Result<Vec<String>> {
+        let root = self.tables_dir();
+        let mut names = Vec::new();
+        let Ok(dir) = std::fs::read_dir(&root) else {
+            return Ok(names);
+        };
+        for entry in dir {
+            let entry = entry.map_err(io_err(&root))?;
+            if entry.path().join("_delta_log").is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// A session with every table registered as of one snapshot (tables the
+    /// snapshot does not name at their latest version) and the views.
+    pub async fn context(&self) -> Result<(SessionContext, Versions)> {
+        let versions = self.versions();
+        let ctx = new_context(&self.inner.models);
+        let mut cache = self.inner.tables.lock().await;
+        for name in self.table_names()? {
+            let want = versions.tables.get(&name).copied();
+            let table = match cache.remove(&name) {
+                Some(mut t) => {
+                    match want {
+                        Some(v) if t.version() != Some(v) => t.load_version(v).await?,
+                        Some(_) => {}
+                        None => t.update_incremental(None).await?,
+                    }
+                    t
+                }
+                None => {
+                    let url = deltalake::ensure_table_uri(
+                        self.tables_dir().join(&name).to_string_lossy(),
+                    )?;
+                    match want {
+                        Some(v) => deltalake::open_table_with_version(url, v).await?,
+                        None => deltalake::open_table(url).await?,
+                    }
+                }
+            };
+            let provider = table.table_provider().await?;
+            cache.insert(name.clone(), table);
+            ctx.register_table(name.as_str(), provider)?;
+        }
+        drop(cache);
+        register_views(&ctx, &self.inner.views).await?;
+        Ok((ctx, versions))
+    }
+
+    /// Runs one read-only statement (no DDL, DML or statements such as SET).
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let (ctx, _) = self.context().await?;
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        Ok(ctx.sql_with_options(sql, options).await?.collect().await?)
+    }
+}

@@ -1,0 +1,365 @@
+//! The embedded store: one Delta Lake table per name under `<data_dir>/tables/`.
+//!
+//! Writes are atomic Delta commits. A commit may carry an application
+//! transaction (app id + version); the engine uses it as its batch sequence so
+//! a crash between two commits is detected and replayed exactly once. Window
+//! tables are updated with `replace_where` on the emitted window starts, so a
+//! corrected window replaces its old rows in the same commit.
+//! Every table is queryable with DataFusion SQL through [`Store::context`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::{Expr, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::DeltaTable;
+use finopsia_udfs::registry::Registry;
+use finopsia_udfs::ModelHandle;
+
+use crate::error::{io_err, Error, Result};
+
+pub struct Store {
+    root: PathBuf,
+    cache: HashMap<String, DeltaTable>,
+    models: Arc<ModelHandle>,
+    views: Vec<View>,
+}
+
+/// A SQL view registered on every session of a store, when the tables it
+/// reads exist. The crates that own tables define their views (the ops
+/// crate's forecast views, say); the store only registers them.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub name: &'static str,
+    /// Tables the view reads.
+    pub needs: &'static [&'static str],
+    pub sql: &'static str,
+}
+
+impl Store {
+    /// Opens (creating the directory if needed) the store under `data_dir`,
+    /// with the categorization model registered under `<data_dir>/models`.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with(data_dir, finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW)
+    }
+
+    /// Like [`Store::open`]; model-filled categories with a confidence below
+    /// `review_below` are flagged `needs_review`.
+    pub fn open_with(data_dir: &Path, review_below: f64) -> Result<Store> {
+        let root = data_dir.join("tables");
+        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let models = ModelHandle::open(Registry::for_data_dir(data_dir), review_below)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        Ok(Store {
+            root,
+            cache: HashMap::new(),
+            models,
+            views: Vec::new(),
+        })
+    }
+
+    /// Registers `views` on every session from now on.
+    pub fn with_views(mut self, views: &[View]) -> Store {
+        self.views.extend_from_slice(views);
+        self
+    }
+
+    /// The directory holding the tables.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The categorization model `categorize()` uses on this store's sessions.
+    pub fn models(&self) -> &Arc<ModelHandle> {
+        &self.models
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).join("_delta_log").is_dir()
+    }
+
+    /// Names of all tables present.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io_err(&self.root))? {
+            let entry = entry.map_err(io_err(&self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if self.exists(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn url(&self, name: &str) -> Result<url::Url> {
+        let path = self.path(name);
+        std::fs::create_dir_all(&path).map_err(io_err(&path))?;
+        Ok(deltalake::ensure_table_uri(path.to_string_lossy())?)
+    }
+
+    async fn take(&mut self, name: &str) -> Result<DeltaTable> {
+        if let Some(t) = self.cache.remove(name) {
+            return Ok(t);
+        }
+        let url = self.url(name)?;
+        if self.exists(name) {
+            Ok(deltalake::open_table(url).await?)
+        } else {
+            Ok(DeltaTable::try_from_url(url).await?)
+        }
+    }
+
+    /// Creates an empty table with this schema if it does not exist.
+    pub async fn ensure(&mut self, name: &str, schema: SchemaRef) -> Result<()> {
+        if self.exists(name) {
+            return Ok(());
+        }
+        let empty = RecordBatch::new_empty(finopsia_core::schema::nullable(&schema));
+        self.append(name, vec![empty], None).await
+    }
+
+    /// Appends batches in one commit, optionally recording `(app_id, version)`.
+    /// New columns are merged into the table schema.
+    pub async fn append(
+        &mut self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        txn: Option<(&str, i64)>,
+    ) -> Result<()> {
+        self.append_with(name, batches, txn, None).await
+    }
+
+    /// Like [`Store::append`], also recording `metadata` (key, JSON value)
+    /// in the commit's `commitInfo`, read back with [`Store::last_metadata`].
+    /// An empty `batches` still commits (the transaction and metadata).
+    pub async fn append_with(
+        &mut self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        txn: Option<(&str, i64)>,
+        metadata: Option<(&str, serde_json::Value)>,
+    ) -> Result<()> {
+        let table = self.take(name).await?;
+        let batches = batches
+            .into_iter()
+            .map(|b| relax(&b))
+            .collect::<Result<Vec<_>>>()?;
+        let builder = table
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_schema_mode(SchemaMode::Merge);
+        let mut props = commit_properties(txn);
+        if let Some((key, value)) = metadata {
+            props = props.with_metadata([(key.to_string(), value)]);
+        }
+        let table = builder.with_commit_properties(props).await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(())
+    }
+
+    /// The table's current version (`None` if it does not exist).
+    pub async fn version(&mut self, name: &str) -> Result<Option<u64>> {
+        if !self.exists(name) {
+            return Ok(None);
+        }
+        let table = self.take(name).await?;
+        let v = table.version();
+        self.cache.insert(name.to_string(), table);
+        Ok(v)
+    }
+
+    /// The value of `key` in the newest commit of `name` that recorded it
+    /// with [`Store::append_with`].
+    pub async fn last_metadata(
+        &mut self,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        use futures::TryStreamExt;
+        if !self.exists(name) {
+            return Ok(None);
+        }
+        let table = self.take(name).await?;
+        let mut found = None;
+        // Newest first; the engine writes the key on every commit it makes,
+        // so the first few commits normally hold it.
+        for limit in [Some(64), None] {
+            let infos: Vec<_> = table.history(limit).try_collect().await?;
+            found = infos.into_iter().find_map(|c| c.info.get(key).cloned());
+            if found.is_some() {
+                break;
+            }
+        }
+        self.cache.insert(name.to_string(), table);
+        Ok(found)
+    }
+
+    /// Replaces the rows matching `predicate` with `batch` in one commit.
+    pub async fn replace(
+        &mut self,
+        name: &str,
+        batch: RecordBatch,
+        predicate: Expr,
+        txn: Option<(&str, i64)>,
+    ) -> Result<()> {
+        if !self.exists(name) {
+            return self.append(name, vec![batch], txn).await;
+        }
+        let table = self.take(name).await?;
+        let builder = table
+            .write(vec![relax(&batch)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate);
+        let table = builder
+            .with_commit_properties(commit_properties(txn))
+            .await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(())
+    }
+
+    /// Replaces the whole table with `batch` in one commit.
+    pub async fn overwrite(&mut self, name: &str, batch: RecordBatch) -> Result<()> {
+        if !self.exists(name) {
+            return self.append(name, vec![batch], None).await;
+        }
+        let table = self.take(name).await?;
+        let table = table
+            .write(vec![relax(&batch)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(())
+    }
+
+    /// The last version committed for an application id, if any.
+    pub async fn app_version(&mut self, name: &str, app_id: &str) -> Result<Option<i64>> {
+        if !self.exists(name) {
+            return Ok(None);
+        }
+        let table = self.take(name).await?;
+        let v = table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await;
+        self.cache.insert(name.to_string(), table);
+        Ok(v?)
+    }
+
+    /// Registers a table (if it exists) on a session under its own name.
+    pub async fn register(&mut self, ctx: &SessionContext, name: &str) -> Result<bool> {
+        if !self.exists(name) {
+            return Ok(false);
+        }
+        let table = self.take(name).await?;
+        let provider = table.table_provider().await;
+        self.cache.insert(name.to_string(), table);
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, provider?)?;
+        Ok(true)
+    }
+
+    /// A session with every table registered and the UDFs available.
+    pub async fn context(&mut self) -> Result<SessionContext> {
+        let ctx = new_context(&self.models);
+        for name in self.table_names()? {
+            self.register(&ctx, &name).await?;
+        }
+        register_views(&ctx, &self.views).await?;
+        Ok(ctx)
+    }
+
+    /// Runs a read-only statement over all tables (no DDL, DML or
+    /// statements such as SET): what `finopsia query` accepts.
+    pub async fn query_readonly(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let ctx = self.context().await?;
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        Ok(ctx.sql_with_options(sql, options).await?.collect().await?)
+    }
+
+    /// Runs SQL over all tables.
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let ctx = self.context().await?;
+        Ok(ctx.sql(sql).await?.collect().await?)
+    }
+}
+
+/// Creates each view whose tables are registered on `ctx`.
+pub async fn register_views(ctx: &SessionContext, views: &[View]) -> Result<()> {
+    for view in views {
+        let mut present = true;
+        for t in view.needs {
+            present &= ctx.table_exist(*t)?;
+        }
+        if present {
+            ctx.sql(&format!(
+                "CREATE OR REPLACE VIEW {} AS {}",
+                view.name, view.sql
+            ))
+            .await?
+            .collect()
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A DataFusion session with FinOpsia's UDFs registered.
+pub fn new_context(models: &Arc<ModelHandle>) -> SessionContext {
+    new_context_with(
+        models,
+        datafusion::prelude::SessionConfig::new().batch_size(),
+    )
+}
+
+/// A session whose execution batches hold up to `batch_size` rows. The
+/// engine uses its micro-batch size, so that a micro-batch reaches
+/// `categorize()` whole (one model evaluation, split over the cores) instead
+/// of in DataFusion's default 8,192-row slices.
+pub fn new_context_with(models: &Arc<ModelHandle>, batch_size: usize) -> SessionContext {
+    let config = datafusion::prelude::SessionConfig::new()
+        .with_target_partitions(2)
+        .with_batch_size(batch_size.max(1))
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    finopsia_udfs::register_all(&ctx, models);
+    ctx
+}
+
+/// Commit properties carrying an application transaction, if any.
+fn commit_properties(txn: Option<(&str, i64)>) -> CommitProperties {
+    let props = CommitProperties::default();
+    match txn {
+        Some((app, version)) => props.with_application_transaction(Transaction::new(app, version)),
+        None => props,
+    }
+}
+
+/// Re-labels a batch with an all-nullable schema (tables are all-nullable).
+fn relax(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = finopsia_core::schema::nullable(batch.schema().as_ref());
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        batch.columns().to_vec(),
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
+}

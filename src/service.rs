@@ -1,0 +1,307 @@
+//! The long-running service (`finopsia run`): composes the runtime.
+//!
+//! It takes the data directory's writer lock, opens the engine with an
+//! outbox when sinks are configured, starts one delivery task per sink,
+//! builds every configured source (embedded default: the inbox only) and
+//! runs them into the engine through the streaming runtime, refreshes
+//! forecasts in the background (at start-up, every
+//! `forecast.refresh_interval`, and `forecast.refresh_debounce` after new
+//! data), and on Ctrl-C or SIGTERM stops the sources, commits what is
+//! pending, flushes the windows and gives the sinks a moment to catch up
+//! (what they have not delivered waits in the outbox for the next start).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use finopsia_connectors::files::FileSource;
+use finopsia_connectors::registry::{self, BuildContext};
+use finopsia_core::input::{Format, Preset};
+use finopsia_core::Counts;
+use finopsia_engine::import::{run_source, ImportReport};
+use finopsia_engine::outbox::Outbox;
+use finopsia_engine::runtime::{self, Reopen, Statuses};
+use finopsia_engine::sql::Queries;
+use finopsia_engine::Engine;
+use finopsia_store::lock::WriterLock;
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+
+pub const SAMPLE_SOURCE: &str = "sample";
+
+/// Loads the configured queries (directory or built-in).
+pub fn load_queries(config: &Config) -> Result<Queries> {
+    Ok(match &config.queries_dir {
+        Some(dir) => Queries::load_dir(dir)?,
+        None => Queries::builtin()?,
+    })
+}
+
+/// Imports the bundled sample (idempotent: re-running finds only duplicates).
+pub async fn preload_sample(engine: &mut Engine, config: &Config) -> Result<ImportReport> {
+    let dir = config.data_dir.join("state");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("finopsia-seed-transactions.csv");
+    std::fs::write(&path, finopsia_core::SAMPLE_CSV)?;
+    let preset = Preset::builtin("finopsia-seed").expect("built-in preset");
+    let source = FileSource::single(SAMPLE_SOURCE, &path, Format::Csv, preset)?;
+    Ok(run_source(engine, Box::new(source), config.engine.batch_rows, false).await?)
+}
+
+/// Opens the engine (with the outbox, if any).
+async fn open_engine(config: &Config, outbox: Option<Outbox>) -> Result<Engine> {
+    Ok(Engine::open_with(
+        &config.data_dir,
+        &config.engine,
+        load_queries(config)?,
+        outbox,
+    )
+    .await?)
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let _lock = WriterLock::acquire(&config.data_dir, Some(&config.inbox_dir()))?;
+    let sinks = registry::build_sinks(&config.sinks)?;
+    let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
+    let outbox = if sinks.is_empty() {
+        None
+    } else {
+        Some(Outbox::open(&config.data_dir, &names, config.sink_queue)?)
+    };
+    let (stop_sinks, sinks_stopped) = watch::channel(false);
+    let mut sink_tasks = Vec::new();
+    if let Some(outbox) = &outbox {
+        for sink in sinks {
+            tracing::info!(sink = sink.name(), "sink started");
+            sink_tasks.push(tokio::spawn(outbox.clone().deliver_to(
+                sink,
+                sinks_stopped.clone(),
+                Duration::from_secs(30),
+            )));
+        }
+    }
+    let mut engine = open_engine(&config, outbox.clone()).await?;
+    if sample {
+        let r = preload_sample(&mut engine, &config).await?;
+        tracing::info!(
+            accepted = r.counts.accepted,
+            duplicates = r.counts.duplicates,
+            quarantined = r.counts.quarantined,
+            "sample data loaded"
+        );
+    }
+    summary(&mut engine).await?;
+
+    let new_data = Arc::new(Notify::new());
+    let (stop_jobs, jobs_stopped) = watch::channel(false);
+    let forecasts = tokio::spawn(forecast_loop(
+        config.clone(),
+        new_data.clone(),
+        jobs_stopped,
+    ));
+
+    let preset = |name: &str| {
+        config
+            .preset(name)
+            .map_err(|e| finopsia_core::Error::Config(e.to_string()))
+    };
+    let ctx = BuildContext {
+        data_dir: &config.data_dir,
+        batch_rows: config.engine.batch_rows,
+        ahead: engine.categorize_ahead(),
+        preset: &preset,
+        on_inbox_file: None,
+    };
+    let sources = registry::build_sources(&config.inbox, &config.sources, &ctx)?;
+    let reopen: Reopen = {
+        let config = config.clone();
+        let outbox = outbox.clone();
+        Box::new(move || {
+            let config = config.clone();
+            let outbox = outbox.clone();
+            Box::pin(async move {
+                open_engine(&config, outbox)
+                    .await
+                    .map_err(|e| finopsia_engine::Error::Engine(e.to_string()))
+            })
+        })
+    };
+    let on_commit = {
+        let new_data = new_data.clone();
+        Box::new(
+            move |counts: &BTreeMap<String, Counts>, _: &BTreeMap<String, _>| {
+                if counts.values().any(|c| c.accepted > 0) {
+                    new_data.notify_one();
+                }
+            },
+        )
+    };
+    let statuses = Statuses::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let rt = runtime::run(
+        engine,
+        &config.engine,
+        sources,
+        stop_rx,
+        reopen,
+        on_commit,
+        statuses,
+    );
+    tokio::pin!(rt);
+    tokio::pin!(shutdown);
+    let mut signalled = false;
+    let mut engine = loop {
+        tokio::select! {
+            r = &mut rt => break r?,
+            _ = &mut shutdown, if !signalled => {
+                tracing::info!("shutting down");
+                signalled = true;
+                let _ = stop_tx.send(true);
+            }
+        }
+    };
+    let _ = stop_jobs.send(true);
+    let _ = forecasts.await;
+    engine.flush().await?;
+    drop(engine);
+    if let Some(outbox) = &outbox {
+        // A moment for the sinks to deliver the last emissions.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline && !outbox.all_delivered()? {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let _ = stop_sinks.send(true);
+    for t in sink_tasks {
+        match t.await {
+            Ok(Err(error)) => tracing::error!(%error, "sink task failed"),
+            Err(error) => tracing::error!(%error, "sink task panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Forecast refreshes in the background: at start-up, every
+/// `forecast.refresh_interval`, and once `forecast.refresh_debounce` has
+/// passed after new data (series whose data did not change are not refit).
+/// One refresh at a time; `refresh_interval = 0` turns this off. A refresh
+/// running at shutdown is finished (its commit is atomic either way).
+async fn forecast_loop(config: Config, new_data: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let every = config.forecast.refresh_interval();
+    let debounce = config.forecast.refresh_debounce();
+    if every.is_zero() {
+        return;
+    }
+    let mut last: Option<tokio::time::Instant> = None;
+    let mut dirty_since: Option<tokio::time::Instant> = None;
+    loop {
+        let now = tokio::time::Instant::now();
+        let due = match last {
+            None => true,
+            Some(l) => {
+                now.duration_since(l) >= every
+                    || dirty_since.is_some_and(|t| now.duration_since(t) >= debounce)
+            }
+        };
+        if due
+            && config
+                .data_dir
+                .join("tables/transactions/_delta_log")
+                .is_dir()
+        {
+            last = Some(now);
+            dirty_since = None;
+            match finopsia_ops::forecasts::refresh(&config.data_dir, &config.forecast, false, false)
+                .await
+            {
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "forecast refresh failed"),
+            }
+        }
+        tokio::select! {
+            _ = new_data.notified() => {
+                dirty_since.get_or_insert_with(tokio::time::Instant::now);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Logs what the store holds, so a newcomer sees data at once.
+async fn summary(engine: &mut Engine) -> Result<()> {
+    let tables = engine.window_tables();
+    let store = engine.store();
+    let counts = store
+        .query("SELECT COUNT(*) AS n, MIN(event_time) AS first, MAX(event_time) AS last FROM transactions")
+        .await?;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&counts)?.to_string();
+    tracing::info!("transactions:\n{text}");
+    if tables.iter().any(|t| t == "cashflow_daily") {
+        let rows = store
+            .query(
+                "SELECT window_start, currency, format_minor(SUM(inflow_minor), currency) AS cash_in, \
+                 format_minor(SUM(outflow_minor), currency) AS cash_out, SUM(tx_count) AS transactions \
+                 FROM cashflow_daily GROUP BY window_start, currency ORDER BY window_start DESC LIMIT 5",
+            )
+            .await?;
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)?.to_string();
+        tracing::info!("latest daily cash flow:\n{text}");
+    }
+    Ok(())
+}
+
+/// Runs SQL over the store (one consistent snapshot; no lock needed) and
+/// prints it as `table`, `csv` or `json` (an array of objects).
+pub async fn print_query(data_dir: &Path, sql: &str, format: &str) -> Result<()> {
+    if !data_dir.join("tables").is_dir() {
+        anyhow::bail!(
+            "no store in {} (import data first, or pass --data-dir)",
+            data_dir.display()
+        );
+    }
+    let models = finopsia_udfs::ModelHandle::open(
+        finopsia_udfs::registry::Registry::for_data_dir(data_dir),
+        finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW,
+    )
+    .map_err(|e| anyhow::anyhow!("model: {e}"))?;
+    let service = finopsia_store::snapshot::QueryService::open(
+        data_dir,
+        models,
+        finopsia_ops::forecasts::VIEWS,
+    );
+    let batches = service.query(sql).await?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        "csv" => {
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
+            for b in &batches {
+                w.write(b)?;
+            }
+        }
+        "json" => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut out);
+            let refs: Vec<&datafusion::arrow::array::RecordBatch> = batches.iter().collect();
+            w.write_batches(&refs)?;
+            w.finish()?;
+            drop(w);
+            std::io::Write::write_all(&mut out, b"\n")?;
+        }
+        _ => {
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)?;
+            std::io::Write::write_all(&mut out, format!("{text}\n").as_bytes())?;
+        }
+    }
+    Ok(())
+}
