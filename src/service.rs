@@ -115,7 +115,6 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         batch_rows: config.engine.batch_rows,
         ahead: engine.categorize_ahead(),
         preset: &preset,
-        on_inbox_file: None,
     };
     let sources = registry::build_sources(&config.inbox, &config.sources, &ctx)?;
     let reopen: Reopen = {

@@ -132,25 +132,6 @@ fn drop_file(inbox: &Path, name: &str, text: &str) {
     std::fs::rename(&tmp, inbox.join(name)).unwrap();
 }
 
-fn count(data: &Path, sql: &str) -> i64 {
-    if !data.join("tables/transactions/_delta_log").is_dir() {
-        return 0;
-    }
-    let out = finopsia(&[
-        "query",
-        "--format",
-        "json",
-        "--data-dir",
-        data.to_str().unwrap(),
-        sql,
-    ]);
-    if !out.status.success() {
-        return -1;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v[0]["n"].as_i64().unwrap_or(0)
-}
-
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
     while !cond() {

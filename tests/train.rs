@@ -75,24 +75,7 @@ fn train_then_hot_swap_in_a_running_service() {
     let inbox = data.join("inbox");
     let processed = data.join("processed");
     let mut service = start(&data);
-    let count = |data: &Path| -> i64 {
-        if !data.join("tables/transactions/_delta_log").is_dir() {
-            return 0;
-        }
-        let out = finopsia(&[
-            "query",
-            "--format",
-            "json",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "SELECT COUNT(*) AS n FROM transactions",
-        ]);
-        if !out.status.success() {
-            return 0;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v[0]["n"].as_i64().unwrap_or(0)
-    };
+    let count = |data: &Path| count(data, "SELECT COUNT(*) AS n FROM transactions");
     wait_for("the sample", Duration::from_secs(120), || {
         count(&data) >= 3000
     });

@@ -118,3 +118,24 @@ pub fn queries_dir(root: &Path, extra: &[(&str, &str)]) -> PathBuf {
     }
     dir
 }
+
+/// `n` of the first row of `sql` (a `SELECT COUNT(*) AS n ...`): 0 while
+/// there is no store yet, -1 when the query fails (for polling loops).
+pub fn count(data: &Path, sql: &str) -> i64 {
+    if !data.join("tables/transactions/_delta_log").is_dir() {
+        return 0;
+    }
+    let out = finopsia(&[
+        "query",
+        "--format",
+        "json",
+        "--data-dir",
+        data.to_str().unwrap(),
+        sql,
+    ]);
+    if !out.status.success() {
+        return -1;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v[0]["n"].as_i64().unwrap_or(0)
+}

@@ -34,10 +34,6 @@ pub enum SinkConfig {
     Webhook(WebhookConfig),
 }
 
-/// The source and sink types known.
-pub const SOURCE_TYPES: &[&str] = &["inbox", "nats"];
-pub const SINK_TYPES: &[&str] = &["webhook"];
-
 /// What building sources needs from the rest of the service.
 pub struct BuildContext<'a> {
     pub data_dir: &'a Path,
@@ -47,8 +43,6 @@ pub struct BuildContext<'a> {
     pub ahead: Option<Arc<ModelHandle>>,
     /// Resolves a preset name (configured ones and the built-ins).
     pub preset: &'a dyn Fn(&str) -> finopsia_core::Result<Preset>,
-    /// Called after each inbox file is ingested.
-    pub on_inbox_file: Option<crate::inbox::OnFile>,
 }
 
 fn valid_name(kind: &str, name: &str) -> Result<()> {
@@ -125,7 +119,7 @@ pub fn build_sources(
 ) -> Result<Vec<Box<dyn StreamSource>>> {
     let mut out: Vec<Box<dyn StreamSource>> = Vec::new();
     let make_inbox = |name: &str, dir: &Path, c: &InboxConfig| -> Result<Box<dyn StreamSource>> {
-        let mut s = InboxSource::new(
+        let s = InboxSource::new(
             name,
             dir,
             c,
@@ -133,9 +127,6 @@ pub fn build_sources(
             ctx.batch_rows,
             ctx.ahead.clone(),
         )?;
-        if let Some(f) = &ctx.on_inbox_file {
-            s = s.on_file(f.clone());
-        }
         Ok(Box::new(s))
     };
     if inbox.enabled {

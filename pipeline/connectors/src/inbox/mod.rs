@@ -85,9 +85,6 @@ impl InboxConfig {
     }
 }
 
-/// Called with each ingested file's path and counts.
-pub type OnFile = Arc<dyn Fn(&Path, Counts) + Send + Sync>;
-
 /// A running inbox.
 pub struct InboxSource {
     name: String,
@@ -99,9 +96,6 @@ pub struct InboxSource {
     default_format: Format,
     batch_rows: usize,
     ahead: Option<Arc<ModelHandle>>,
-    /// Called with each ingested file's counts (the service uses it to
-    /// schedule a forecast refresh after new data).
-    on_file: Option<OnFile>,
 }
 
 impl InboxSource {
@@ -134,13 +128,7 @@ impl InboxSource {
             default_format: cfg.default_format,
             batch_rows,
             ahead,
-            on_file: None,
         })
-    }
-
-    pub fn on_file(mut self, f: OnFile) -> InboxSource {
-        self.on_file = Some(f);
-        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -275,9 +263,6 @@ impl StreamSource for InboxSource {
                     Ok(c) => {
                         tracing::info!(file = %path.display(), accepted = c.accepted, quarantined = c.quarantined, duplicates = c.duplicates, "file ingested");
                         move_unique(&path, &self.processed.join(&name))?;
-                        if let Some(f) = &self.on_file {
-                            f(&path, c);
-                        }
                     }
                     Err(_) if feed.stopping() => return Ok(()),
                     Err(error) => {
