@@ -11,6 +11,7 @@ use anyhow::{anyhow as error, Result};
 use finopsia_connectors::inbox::InboxConfig;
 use finopsia_connectors::registry::{self, SinkConfig, SourceConfig};
 use finopsia_core::input::Preset;
+use finopsia_core::limits::{Bounds, Limits};
 use finopsia_engine::EngineConfig;
 use finopsia_ops::{ForecastConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,9 @@ pub struct Config {
     /// (the repository's `queries/`, compiled in).
     pub queries_dir: Option<PathBuf>,
     pub engine: EngineConfig,
+    /// What one input record may be (bytes, dates, amounts); breaches are
+    /// quarantined with their reason.
+    pub limits: Limits,
     /// The default source: a watched directory.
     pub inbox: InboxConfig,
     /// More streaming sources, by name (`type = "inbox"` or `"nats"`).
@@ -45,6 +49,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             queries_dir: None,
             engine: EngineConfig::default(),
+            limits: Limits::default(),
             inbox: InboxConfig::default(),
             sources: BTreeMap::new(),
             sinks: BTreeMap::new(),
@@ -97,6 +102,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         self.engine.validate()?;
+        self.limits.validate(self.engine.batch_rows)?;
         if self.train.iterations == 0 {
             return Err(error!("configuration: train.iterations must be at least 1"));
         }
@@ -132,6 +138,11 @@ impl Config {
             names.extend(self.presets.keys().map(String::as_str));
             error!("unknown preset {name:?} (known: {})", names.join(", "))
         })
+    }
+
+    /// The validated `[limits]`.
+    pub fn bounds(&self) -> Result<Bounds> {
+        Ok(self.limits.bounds()?)
     }
 
     pub fn inbox_dir(&self) -> PathBuf {
@@ -179,6 +190,21 @@ mod tests {
         let cfg = Config::load(Some(&path)).unwrap();
         assert!(cfg.presets.contains_key("mybank"));
         assert_eq!(cfg.engine.allowed_lateness().as_secs(), 86_400);
+        assert_eq!(
+            cfg.limits,
+            Limits::default(),
+            "the example shows the defaults"
+        );
+    }
+
+    #[test]
+    fn limits_without_headroom_for_a_batch_are_refused() {
+        let mut cfg = Config::default();
+        cfg.limits.max_amount_minor = i64::MAX / 1000;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("engine.batch_rows"), "{e}");
+        cfg.engine.batch_rows = 1000;
+        cfg.validate().unwrap();
     }
 
     #[test]

@@ -405,7 +405,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 InputFormat::Csv => Format::Csv,
                 InputFormat::Ndjson => Format::Ndjson,
             });
-            let src = FileSource::new(&source, &files, format, preset)?;
+            let src = FileSource::new(&source, &files, format, preset, config.bounds()?)?;
             let _lock = WriterLock::acquire(&config.data_dir, None)?;
             let mut engine = Engine::open(
                 &config.data_dir,
@@ -414,25 +414,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let report = run_source(
+            let outcome = run_source(
                 &mut engine,
                 Box::new(src),
                 config.engine.batch_rows,
                 progress,
             )
-            .await?;
+            .await;
+            let (report, failed) = match outcome {
+                Ok(r) => (r, false),
+                Err(f) => (f.report, true),
+            };
             if json {
                 println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!(
-                    "accepted {} quarantined {} duplicates {} ({} rows in {} ms, {:.0} rows/s)",
-                    report.counts.accepted,
-                    report.counts.quarantined,
-                    report.counts.duplicates,
-                    report.rows,
-                    report.elapsed_ms,
-                    report.rows_per_sec
-                );
+            } else if !failed {
+                println!("{}", report.summary());
+            }
+            if failed {
+                // What was stored goes with the error (stderr, exit 1).
+                return Err(anyhow::anyhow!(report.summary()));
             }
         }
         Command::Query {

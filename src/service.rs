@@ -48,7 +48,7 @@ pub async fn preload_sample(engine: &mut Engine, config: &Config) -> Result<Impo
     let path = dir.join("finopsia-seed-transactions.csv");
     std::fs::write(&path, finopsia_core::SAMPLE_CSV)?;
     let preset = Preset::builtin("finopsia-seed").expect("built-in preset");
-    let source = FileSource::single(SAMPLE_SOURCE, &path, Format::Csv, preset)?;
+    let source = FileSource::single(SAMPLE_SOURCE, &path, Format::Csv, preset, config.bounds()?)?;
     Ok(run_source(engine, Box::new(source), config.engine.batch_rows, false).await?)
 }
 
@@ -115,6 +115,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         batch_rows: config.engine.batch_rows,
         ahead: engine.categorize_ahead(),
         preset: &preset,
+        bounds: config.bounds()?,
     };
     let sources = registry::build_sources(&config.inbox, &config.sources, &ctx)?;
     let reopen: Reopen = {

@@ -19,8 +19,9 @@ fn rows() -> Vec<(String, Option<&'static str>)> {
         r("t04,acc-2,1500,JPY,outflow,,2024-03-02,,Travel,", None),
         r("t05,acc-3,12.345,KWD,inflow,Dinar,2024-03-03T23:59:59Z,,,", None),
         r("t06,acc-3,0.001,kwd,outflow,Fee,2024-03-03,,Fees,", None),
-        r("t07,acc-1,92233720368547758.07,USD,inflow,Huge,2024-03-04,,,", None),
-        r("t07b,acc-1,92233720368547758.07,USD,outflow,Huge back,2024-03-04,,,", None),
+        // At limits.max_amount_minor (10^12 minor units) and back.
+        r("t07,acc-1,10000000000.00,USD,inflow,Huge,2024-03-04,,,", None),
+        r("t07b,acc-1,10000000000.00,USD,outflow,Huge back,2024-03-04,,,", None),
         r("t08,acc-1,1.00,USD,inflow,extra field,2024-03-01,,,,EXTRA", Some("wrong_field_count")),
         r("t09,acc-1,1.00,USD", Some("wrong_field_count")),
         r("t10,acc-1,1\"0,USD,inflow,x,2024-03-01,,,", Some("unparsable_line")),
@@ -64,7 +65,7 @@ fn import_quarantines_each_bad_row_and_keeps_exact_sums() {
     let expected_bad: Vec<&str> = rows()
         .iter()
         .filter_map(|(_, r)| *r)
-        .chain(["unparsable_line"])
+        .chain(["invalid_utf8"])
         .collect();
     let valid = rows().iter().filter(|(_, r)| r.is_none()).count() as i64 - 1; // one identical duplicate
     assert_eq!(report["accepted"].as_i64(), Some(valid), "{report}");

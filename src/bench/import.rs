@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::{io_err, Result};
 use finopsia_connectors::files::FileSource;
 use finopsia_core::input::{FileDecoder, Format, Preset, FIELDS};
+use finopsia_core::limits::Bounds;
 use finopsia_engine::import::run_source;
 use finopsia_engine::sql::Queries;
 use finopsia_engine::{Engine, EngineConfig};
@@ -126,7 +127,13 @@ fn arrow_csv_rows(path: &Path) -> Result<u64> {
 }
 
 fn decode_rows(path: &Path, batch_rows: usize) -> Result<u64> {
-    let mut d = FileDecoder::open(path, Format::Csv, &Preset::default(), "bench")?;
+    let mut d = FileDecoder::open(
+        path,
+        Format::Csv,
+        &Preset::default(),
+        Bounds::default(),
+        "bench",
+    )?;
     let mut n = 0;
     while let Some(c) = d.next_chunk(batch_rows)? {
         n += (c.records.num_rows() + c.rejects.len()) as u64;
@@ -159,7 +166,13 @@ pub async fn import_bench(work_dir: &Path, rows: u64) -> Result<BenchReport> {
     let _ = std::fs::remove_dir_all(&store_dir);
     let t = Instant::now();
     let mut engine = Engine::open(&store_dir, &cfg, Queries::builtin()?).await?;
-    let source = FileSource::single("bench", &csv, Format::Csv, Preset::default())?;
+    let source = FileSource::single(
+        "bench",
+        &csv,
+        Format::Csv,
+        Preset::default(),
+        Bounds::default(),
+    )?;
     let report = run_source(&mut engine, Box::new(source), cfg.batch_rows, false).await?;
     let e2e_s = t.elapsed().as_secs_f64();
     assert_eq!(n_arrow, rows);
@@ -476,7 +489,13 @@ pub async fn categorize_bench(
             };
             let t = Instant::now();
             let mut engine = Engine::open(&store_dir, &cfg, Queries::builtin()?).await?;
-            let source = FileSource::single("bench", &csv, Format::Csv, Preset::default())?;
+            let source = FileSource::single(
+                "bench",
+                &csv,
+                Format::Csv,
+                Preset::default(),
+                Bounds::default(),
+            )?;
             let report = run_source(&mut engine, Box::new(source), cfg.batch_rows, false).await?;
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(report.counts.accepted, rows);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use finopsia_connectors::nats::{NatsConfig, NatsSource};
 use finopsia_core::input::{Format, Preset};
+use finopsia_core::limits::Bounds;
 use finopsia_core::stream::StreamSource;
 use finopsia_engine::runtime::{self, OnCommit, Reopen, Statuses};
 use finopsia_engine::sql::Queries;
@@ -110,8 +111,13 @@ async fn consume(
         format: Format::Ndjson,
         ..NatsConfig::default()
     };
-    let source: Box<dyn StreamSource> =
-        Box::new(NatsSource::new("bench", &cfg, Preset::default(), ahead));
+    let source: Box<dyn StreamSource> = Box::new(NatsSource::new(
+        "bench",
+        &cfg,
+        Preset::default(),
+        Bounds::default(),
+        ahead,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reopen: Reopen = {
         let (data, c) = (data.to_path_buf(), engine_cfg.clone());
@@ -284,6 +290,7 @@ pub async fn nats_bench(
         &file,
         Format::Ndjson,
         Preset::default(),
+        Bounds::default(),
     )?;
     let started = Instant::now();
     finopsia_engine::import::run_source(&mut engine, Box::new(src), engine_cfg.batch_rows, false)

@@ -43,6 +43,8 @@ pub struct BuildContext<'a> {
     pub ahead: Option<Arc<ModelHandle>>,
     /// Resolves a preset name (configured ones and the built-ins).
     pub preset: &'a dyn Fn(&str) -> finopsia_core::Result<Preset>,
+    /// The `[limits]` every decoder applies.
+    pub bounds: finopsia_core::limits::Bounds,
 }
 
 fn valid_name(kind: &str, name: &str) -> Result<()> {
@@ -124,6 +126,7 @@ pub fn build_sources(
             dir,
             c,
             (ctx.preset)(&c.preset)?,
+            ctx.bounds,
             ctx.batch_rows,
             ctx.ahead.clone(),
         )?;
@@ -146,6 +149,7 @@ pub fn build_sources(
                 name,
                 c,
                 (ctx.preset)(&c.preset)?,
+                ctx.bounds,
                 ctx.ahead.clone(),
             ))),
         }

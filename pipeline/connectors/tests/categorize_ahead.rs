@@ -83,7 +83,14 @@ async fn categorized_ahead_once_per_batch_with_the_query_result() {
         .await
         .unwrap();
     assert!(ahead.categorize_ahead().is_some());
-    let source = FileSource::single("test", &path, Format::Csv, Preset::default()).unwrap();
+    let source = FileSource::single(
+        "test",
+        &path,
+        Format::Csv,
+        Preset::default(),
+        finopsia_core::limits::Bounds::default(),
+    )
+    .unwrap();
     let report = run_source(&mut ahead, Box::new(source), 40, false)
         .await
         .unwrap();
@@ -106,6 +113,7 @@ async fn categorized_ahead_once_per_batch_with_the_query_result() {
         "in.csv",
         Format::Csv,
         &Preset::default(),
+        finopsia_core::limits::Bounds::default(),
         "test",
     )
     .unwrap();

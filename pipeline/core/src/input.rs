@@ -20,25 +20,46 @@ use finopsia_udfs::currency::{self, Currency};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::csv::{field_in, field_text, raw_span, split_record, FieldRange, Step};
+use crate::csv::{
+    field_in, field_text, raw_span, resume_after_first_line, split_record, FieldRange,
+    Malformation, SplitLimits, Step,
+};
 use crate::error::{io_err, Error, Result};
+use crate::limits::Bounds;
 use crate::money::{parse_amount, AmountError, AmountUnit};
 use crate::timefmt::parse_time;
 
 /// Machine-readable quarantine reason codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
-    /// Not valid UTF-8, broken CSV quoting, or (NDJSON) not a JSON object.
+    /// Broken CSV quoting, or (NDJSON) not a JSON object with the record's
+    /// fields as strings, numbers or null.
     UnparsableLine,
+    /// Bytes that are not UTF-8.
+    InvalidUtf8,
+    /// A NUL byte.
+    NulByte,
+    /// Longer than `limits.max_record_bytes`.
+    RecordTooLong,
+    /// A field longer than `limits.max_field_bytes`.
+    FieldTooLong,
+    /// A quoted CSV field running past `limits.max_quoted_bytes` or
+    /// `limits.max_quoted_lines` without closing.
+    QuotedFieldTooLong,
+    /// A quoted CSV field still open at the end of the input.
+    UnterminatedQuote,
     WrongFieldCount,
     MissingField,
     InvalidAmount,
     AmountPrecision,
+    /// Over `limits.max_amount_minor` (or not representable at all).
     AmountOutOfRange,
     InvalidCurrency,
     InvalidDirection,
     InvalidDate,
     InvalidPostedAt,
+    /// `transaction_date` or `posted_at` outside `limits.min_date..=max_date`.
+    DateOutOfRange,
     /// Same source + transaction_id as an earlier record, different content.
     ConflictingDuplicate,
 }
@@ -47,6 +68,12 @@ impl Reason {
     pub fn code(self) -> &'static str {
         match self {
             Reason::UnparsableLine => "unparsable_line",
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::NulByte => "nul_byte",
+            Reason::RecordTooLong => "record_too_long",
+            Reason::FieldTooLong => "field_too_long",
+            Reason::QuotedFieldTooLong => "quoted_field_too_long",
+            Reason::UnterminatedQuote => "unterminated_quote",
             Reason::WrongFieldCount => "wrong_field_count",
             Reason::MissingField => "missing_field",
             Reason::InvalidAmount => "invalid_amount",
@@ -56,12 +83,19 @@ impl Reason {
             Reason::InvalidDirection => "invalid_direction",
             Reason::InvalidDate => "invalid_date",
             Reason::InvalidPostedAt => "invalid_posted_at",
+            Reason::DateOutOfRange => "date_out_of_range",
             Reason::ConflictingDuplicate => "conflicting_duplicate",
         }
     }
 
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 18] = [
         Reason::UnparsableLine,
+        Reason::InvalidUtf8,
+        Reason::NulByte,
+        Reason::RecordTooLong,
+        Reason::FieldTooLong,
+        Reason::QuotedFieldTooLong,
+        Reason::UnterminatedQuote,
         Reason::WrongFieldCount,
         Reason::MissingField,
         Reason::InvalidAmount,
@@ -71,6 +105,7 @@ impl Reason {
         Reason::InvalidDirection,
         Reason::InvalidDate,
         Reason::InvalidPostedAt,
+        Reason::DateOutOfRange,
         Reason::ConflictingDuplicate,
     ];
 }
@@ -347,11 +382,13 @@ struct Spec {
     date_format: Option<String>,
     default_currency: Option<Currency>,
     amount_unit: AmountUnit,
+    bounds: Bounds,
 }
 
 impl Spec {
-    fn new(preset: &Preset) -> Spec {
+    fn new(preset: &Preset, bounds: Bounds) -> Spec {
         Spec {
+            bounds,
             date_format: preset.date_format.clone(),
             default_currency: preset
                 .default_currency
@@ -454,6 +491,15 @@ fn validate<'a>(
                 format!("{amount_text:?} is out of range"),
             ),
         })?;
+    if amount > spec.bounds.max_amount_minor {
+        return Err((
+            Reason::AmountOutOfRange,
+            format!(
+                "{amount_text:?} {} is over the limit of {} minor units (limits.max_amount_minor)",
+                currency.code, spec.bounds.max_amount_minor
+            ),
+        ));
+    }
     let inflow = if direction.eq_ignore_ascii_case("inflow") {
         true
     } else if direction.eq_ignore_ascii_case("outflow") {
@@ -474,6 +520,21 @@ fn validate<'a>(
             ),
         )
     })?;
+    let in_range = |field: &str, text: &str, t: i64| {
+        if t < spec.bounds.min_time_us || t > spec.bounds.max_time_us {
+            Err((
+                Reason::DateOutOfRange,
+                format!(
+                    "{field} {text:?} is outside {}..={} (limits.min_date, limits.max_date)",
+                    crate::timefmt::format_micros(spec.bounds.min_time_us),
+                    crate::timefmt::format_micros(spec.bounds.max_time_us)
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    in_range("transaction_date", date_text, event_time)?;
     let posted_at = match f[F_POSTED].filter(|p| !p.is_empty()) {
         None => None,
         Some(p) => Some(parse_time(p, fmt).ok_or_else(|| {
@@ -486,6 +547,9 @@ fn validate<'a>(
             )
         })?),
     };
+    if let (Some(p), Some(t)) = (f[F_POSTED], posted_at) {
+        in_range("posted_at", p, t)?;
+    }
     Ok(Valid {
         transaction_id,
         account_id,
@@ -607,6 +671,8 @@ const BLOCK: usize = 4 << 20;
 
 /// Reads one input file and yields chunks of validated records and rejects.
 pub struct FileDecoder {
+    /// Bytes read at a time.
+    block: usize,
     reader: Box<dyn Read + Send>,
     buf: Vec<u8>,
     pos: usize,
@@ -625,18 +691,32 @@ pub struct FileDecoder {
     readable: Option<std::path::PathBuf>,
     /// File offset of `buf[0]`.
     buf_offset: u64,
+    bounds: Bounds,
+    split: SplitLimits,
+    /// CSV header names (for messages).
+    header: Vec<String>,
+    /// Discarding the rest of an over-long line (already quarantined) up to
+    /// its line break, without buffering it.
+    skipping: bool,
 }
 
 impl FileDecoder {
     /// Opens a file; for CSV reads and maps the header (error if a required
     /// column is missing).
-    pub fn open(path: &Path, format: Format, preset: &Preset, source: &str) -> Result<FileDecoder> {
+    pub fn open(
+        path: &Path,
+        format: Format,
+        preset: &Preset,
+        bounds: Bounds,
+        source: &str,
+    ) -> Result<FileDecoder> {
         let file = File::open(path).map_err(io_err(path))?;
         let mut d = Self::from_reader(
             Box::new(file),
             &path.display().to_string(),
             format,
             preset,
+            bounds,
             source,
         )?;
         d.readable = Some(path.to_path_buf());
@@ -648,11 +728,28 @@ impl FileDecoder {
         name: &str,
         format: Format,
         preset: &Preset,
+        bounds: Bounds,
         source: &str,
     ) -> Result<FileDecoder> {
+        Self::with_block(reader, name, format, preset, bounds, source, BLOCK)
+    }
+
+    /// [`FileDecoder::from_reader`] reading `block` bytes at a time (tests
+    /// use tiny blocks to show that the outcome does not depend on it).
+    #[doc(hidden)]
+    pub fn with_block(
+        reader: Box<dyn Read + Send>,
+        name: &str,
+        format: Format,
+        preset: &Preset,
+        bounds: Bounds,
+        source: &str,
+        block: usize,
+    ) -> Result<FileDecoder> {
         let mut d = FileDecoder {
+            block: block.max(1),
             reader,
-            buf: Vec::with_capacity(BLOCK),
+            buf: Vec::with_capacity(block.max(1)),
             pos: 0,
             eof: false,
             line: 1,
@@ -660,12 +757,20 @@ impl FileDecoder {
             format,
             columns: [None; 10],
             n_columns: 0,
-            spec: Spec::new(preset),
+            spec: Spec::new(preset, bounds),
             source: source.to_string(),
             file: Arc::from(name),
             fields: Vec::with_capacity(16),
             readable: None,
             buf_offset: 0,
+            bounds,
+            split: SplitLimits {
+                max_record: bounds.max_record_bytes,
+                max_quoted: bounds.max_quoted_bytes,
+                max_quoted_lines: bounds.max_quoted_lines,
+            },
+            header: Vec::new(),
+            skipping: false,
         };
         d.fill()?;
         if d.buf.starts_with(b"\xef\xbb\xbf") {
@@ -675,6 +780,12 @@ impl FileDecoder {
             d.read_header(preset)?;
         }
         Ok(d)
+    }
+
+    /// Bytes of input buffer held (to show that memory stays bounded).
+    #[doc(hidden)]
+    pub fn buffered(&self) -> usize {
+        self.buf.capacity()
     }
 
     fn input_err(&self, message: String) -> Error {
@@ -695,7 +806,7 @@ impl FileDecoder {
             self.pos = 0;
         }
         let old = self.buf.len();
-        let want = BLOCK.max(old);
+        let want = self.block.max(old);
         self.buf.resize(old + want, 0);
         let mut got = 0;
         while got < want {
@@ -721,7 +832,7 @@ impl FileDecoder {
                 }
                 continue;
             }
-            match split_record(&self.buf, self.pos, self.eof, &mut self.fields) {
+            match split_record(&self.buf, self.pos, self.eof, &self.split, &mut self.fields) {
                 Step::NeedMore => {
                     self.fill()?;
                 }
@@ -729,8 +840,8 @@ impl FileDecoder {
                     self.pos = end;
                     self.line += 1;
                 }
-                Step::Malformed { message, .. } => {
-                    return Err(self.input_err(format!("unreadable CSV header: {message}")));
+                Step::Malformed(m) => {
+                    return Err(self.input_err(format!("unreadable CSV header: {}", m.message())));
                 }
                 Step::Record { end, newlines } => {
                     let names = self
@@ -746,6 +857,7 @@ impl FileDecoder {
             }
         };
         self.n_columns = header.len();
+        self.header = header.clone();
         let mut missing = Vec::new();
         for (i, field) in FIELDS.iter().enumerate() {
             let wanted = preset
@@ -779,6 +891,17 @@ impl FileDecoder {
             if self.pos >= self.buf.len() {
                 if !self.fill()? {
                     break;
+                }
+                continue;
+            }
+            if self.skipping {
+                // The rest of an over-long line, already quarantined.
+                match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                    Some(off) => {
+                        self.advance(self.pos + off + 1, 1);
+                        self.skipping = false;
+                    }
+                    None => self.advance(self.buf.len(), 0),
                 }
                 continue;
             }
@@ -836,28 +959,75 @@ impl FileDecoder {
     ) -> Result<Option<bool>> {
         let start = self.pos;
         let line = self.line;
-        let step = split_record(&self.buf, start, self.eof, &mut self.fields);
+        let step = split_record(&self.buf, start, self.eof, &self.split, &mut self.fields);
         let (end, newlines) = match step {
             Step::NeedMore => return Ok(None),
             Step::Blank { end } => {
                 self.advance(end, 1);
                 return Ok(Some(false));
             }
-            Step::Malformed {
-                end,
-                newlines,
-                message,
-            } => {
-                let raw = raw_span(&self.buf, start, end);
-                rejects.push(self.reject(line, raw, Reason::UnparsableLine, message.into(), None));
-                self.advance(end, 1 + newlines as u64);
-                return Ok(Some(true));
+            Step::Malformed(m) => {
+                let (reason, detail) = match m {
+                    Malformation::Syntax(message) => (Reason::UnparsableLine, message.to_string()),
+                    Malformation::QuotedTooLong => (
+                        Reason::QuotedFieldTooLong,
+                        format!(
+                            "a quoted field runs past {} bytes or {} line breaks without closing (limits.max_quoted_bytes, limits.max_quoted_lines)",
+                            self.bounds.max_quoted_bytes, self.bounds.max_quoted_lines
+                        ),
+                    ),
+                    Malformation::Unterminated => (
+                        Reason::UnterminatedQuote,
+                        "a quoted field is not closed before the end of the input".to_string(),
+                    ),
+                    Malformation::TooLong => (Reason::RecordTooLong, self.too_long_detail()),
+                };
+                return Ok(self.resync(start, line, reason, detail, rejects));
             }
             Step::Record { end, newlines } => (end, newlines),
         };
+        if raw_span(&self.buf, start, end).len() > self.bounds.max_record_bytes {
+            // Only at the end of the input without a final line break.
+            let detail = self.too_long_detail();
+            return Ok(self.resync(start, line, Reason::RecordTooLong, detail, rejects));
+        }
+        if newlines > 0 && self.fields.len() != self.n_columns {
+            // A quoted field ran across lines into what are most likely
+            // the next records: take only the first line as the bad one.
+            let detail = format!(
+                "expected {} fields, found {} in a record whose quoted field spans {} more line(s); resuming at the next line",
+                self.n_columns,
+                self.fields.len(),
+                newlines
+            );
+            return Ok(self.resync(start, line, Reason::WrongFieldCount, detail, rejects));
+        }
+        let outcome = self.csv_outcome(start, end, builder);
         let raw = raw_span(&self.buf, start, end);
-        let outcome = if self.fields.len() != self.n_columns {
-            Err((
+        self.record_outcome(outcome, line, start, raw, rejects, positions);
+        self.advance(end, 1 + newlines as u64);
+        Ok(Some(true))
+    }
+
+    /// Checks and validates one split CSV record (`self.fields`).
+    fn csv_outcome(&self, start: usize, end: usize, builder: &mut Builder) -> RowOutcome {
+        let bytes = &self.buf[start..end];
+        if memchr::memchr(0, bytes).is_some() {
+            return Err((
+                Reason::NulByte,
+                "the record contains a NUL byte".into(),
+                None,
+            ));
+        }
+        let Ok(rec) = std::str::from_utf8(bytes) else {
+            return Err((
+                Reason::InvalidUtf8,
+                "the record is not valid UTF-8".into(),
+                None,
+            ));
+        };
+        if self.fields.len() != self.n_columns {
+            return Err((
                 Reason::WrongFieldCount,
                 format!(
                     "expected {} fields, found {}",
@@ -865,27 +1035,85 @@ impl FileDecoder {
                     self.fields.len()
                 ),
                 None,
-            ))
-        } else {
-            let record = std::str::from_utf8(&self.buf[start..end]);
-            let mut texts: [Option<Cow<'_, str>>; 10] = Default::default();
-            if let Ok(rec) = record {
-                for (i, col) in self.columns.iter().enumerate() {
-                    if let Some(c) = col {
-                        texts[i] = Some(field_in(rec, start, &self.fields[*c]));
-                    }
-                }
+            ));
+        }
+        if let Some((i, f)) = self
+            .fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.end - f.start > self.bounds.max_field_bytes)
+        {
+            return Err((
+                Reason::FieldTooLong,
+                format!(
+                    "field {} ({}) is {} bytes, over the limit of {} (limits.max_field_bytes)",
+                    i + 1,
+                    self.header.get(i).map_or("?", String::as_str),
+                    f.end - f.start,
+                    self.bounds.max_field_bytes
+                ),
+                None,
+            ));
+        }
+        let mut texts: [Option<Cow<'_, str>>; 10] = Default::default();
+        for (i, col) in self.columns.iter().enumerate() {
+            if let Some(c) = col {
+                texts[i] = Some(field_in(rec, start, &self.fields[*c]));
             }
-            if record.is_err() {
-                Err((Reason::UnparsableLine, "invalid UTF-8".to_string(), None))
-            } else {
-                let refs: [Option<&str>; 10] = std::array::from_fn(|i| texts[i].as_deref());
-                validate_into(&refs, &self.spec, &self.source, builder)
+        }
+        let refs: [Option<&str>; 10] = std::array::from_fn(|i| texts[i].as_deref());
+        validate_into(&refs, &self.spec, &self.source, builder)
+    }
+
+    fn too_long_detail(&self) -> String {
+        format!(
+            "the record is longer than {} bytes (limits.max_record_bytes); its first {} bytes are kept",
+            self.bounds.max_record_bytes, self.bounds.max_record_bytes
+        )
+    }
+
+    /// Quarantines `buf[start..end]` (without its line break, at most
+    /// `max_record_bytes` of it).
+    fn reject_at(
+        &self,
+        start: usize,
+        end: usize,
+        line: u64,
+        reason: Reason,
+        detail: String,
+        rejects: &mut Vec<Reject>,
+    ) {
+        let raw = raw_span(&self.buf, start, end);
+        let raw = &raw[..raw.len().min(self.bounds.max_record_bytes)];
+        rejects.push(self.reject(line, raw, reason, detail, None));
+    }
+
+    /// Quarantines the first line of a record that cannot be split and
+    /// resumes at the next line. An over-long first line is kept up to
+    /// `max_record_bytes` and the rest of it is skipped without buffering.
+    /// `None`: the line's end is not in the buffer yet.
+    fn resync(
+        &mut self,
+        start: usize,
+        line: u64,
+        reason: Reason,
+        detail: String,
+        rejects: &mut Vec<Reject>,
+    ) -> Option<bool> {
+        match resume_after_first_line(&self.buf, start, self.eof) {
+            Some(end) => {
+                self.reject_at(start, end, line, reason, detail, rejects);
+                self.advance(end, 1);
             }
-        };
-        self.record_outcome(outcome, line, start, raw, rejects, positions);
-        self.advance(end, 1 + newlines as u64);
-        Ok(Some(true))
+            None if self.buf.len() - start > self.bounds.max_record_bytes => {
+                let end = self.buf.len();
+                self.reject_at(start, end, line, reason, detail, rejects);
+                self.advance(end, 0);
+                self.skipping = true;
+            }
+            None => return None,
+        }
+        Some(true)
     }
 
     /// Records a row's outcome: its position if valid, else a reject.
@@ -920,9 +1148,14 @@ impl FileDecoder {
     ) -> Result<Option<bool>> {
         let start = self.pos;
         let line = self.line;
+        let max = self.bounds.max_record_bytes;
         let end = match memchr::memchr(b'\n', &self.buf[start..]) {
             Some(off) => start + off + 1,
             None if self.eof => self.buf.len(),
+            None if self.buf.len() - start > max => {
+                let detail = self.too_long_detail();
+                return Ok(self.resync(start, line, Reason::RecordTooLong, detail, rejects));
+            }
             None => return Ok(None),
         };
         let raw = raw_span(&self.buf, start, end);
@@ -930,20 +1163,39 @@ impl FileDecoder {
             self.advance(end, 1);
             return Ok(Some(false));
         }
-        let outcome = match serde_json::from_slice::<JsonRecord<'_>>(raw) {
-            Err(e) => Err((
-                Reason::UnparsableLine,
-                format!("invalid JSON object: {e}"),
+        if raw.len() > max {
+            let detail = self.too_long_detail();
+            self.reject_at(start, end, line, Reason::RecordTooLong, detail, rejects);
+            self.advance(end, 1);
+            return Ok(Some(true));
+        }
+        let outcome = if memchr::memchr(0, raw).is_some() {
+            Err((Reason::NulByte, "the line contains a NUL byte".into(), None))
+        } else if std::str::from_utf8(raw).is_err() {
+            Err((
+                Reason::InvalidUtf8,
+                "the line is not valid UTF-8".into(),
                 None,
-            )),
-            Ok(rec) => match rec.texts() {
-                Err(detail) => Err((Reason::UnparsableLine, detail, None)),
-                Ok(texts) => {
-                    let refs: [Option<&str>; 10] =
-                        std::array::from_fn(|i| texts[i].as_deref().map(str::trim));
-                    validate_into(&refs, &self.spec, &self.source, builder)
-                }
-            },
+            ))
+        } else if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            // serde would also read a struct from an array, in field order.
+            Err((Reason::UnparsableLine, "not a JSON object".into(), None))
+        } else {
+            match serde_json::from_slice::<JsonRecord<'_>>(raw) {
+                Err(e) => Err((
+                    Reason::UnparsableLine,
+                    format!("invalid JSON object: {e}"),
+                    None,
+                )),
+                Ok(rec) => match rec.texts(self.bounds.max_field_bytes) {
+                    Err((reason, detail)) => Err((reason, detail, None)),
+                    Ok(texts) => {
+                        let refs: [Option<&str>; 10] =
+                            std::array::from_fn(|i| texts[i].as_deref().map(str::trim));
+                        validate_into(&refs, &self.spec, &self.source, builder)
+                    }
+                },
+            }
         };
         self.record_outcome(outcome, line, start, raw, rejects, positions);
         self.advance(end, 1);
@@ -978,7 +1230,10 @@ struct JsonRecord<'a> {
 }
 
 impl<'a> JsonRecord<'a> {
-    fn texts(&self) -> std::result::Result<[Option<Cow<'a, str>>; 10], String> {
+    fn texts(
+        &self,
+        max_field_bytes: usize,
+    ) -> std::result::Result<[Option<Cow<'a, str>>; 10], (Reason, String)> {
         let all = [
             self.transaction_id,
             self.account_id,
@@ -995,15 +1250,33 @@ impl<'a> JsonRecord<'a> {
         for (i, v) in all.iter().enumerate() {
             let Some(raw) = v else { continue };
             let text = raw.get();
+            let unparsable = |m: String| (Reason::UnparsableLine, m);
             out[i] = match text.as_bytes().first() {
                 Some(b'"') => Some(
                     serde_json::from_str::<Cow<'a, str>>(text)
-                        .map_err(|e| format!("{}: {e}", FIELDS[i]))?,
+                        .map_err(|e| unparsable(format!("{}: {e}", FIELDS[i])))?,
                 ),
                 Some(b'n') => None,
                 Some(b'-' | b'0'..=b'9') => Some(Cow::Borrowed(text)),
-                _ => return Err(format!("{} must be a string, number or null", FIELDS[i])),
+                _ => {
+                    return Err(unparsable(format!(
+                        "{} must be a string, number or null",
+                        FIELDS[i]
+                    )))
+                }
             };
+            if let Some(t) = &out[i] {
+                if t.len() > max_field_bytes {
+                    return Err((
+                        Reason::FieldTooLong,
+                        format!(
+                            "{} is {} bytes, over the limit of {max_field_bytes} (limits.max_field_bytes)",
+                            FIELDS[i],
+                            t.len()
+                        ),
+                    ));
+                }
+            }
         }
         Ok(out)
     }
@@ -1020,6 +1293,7 @@ mod tests {
             "t.csv",
             format,
             preset,
+            Bounds::default(),
             "test",
         )
         .unwrap();
@@ -1112,12 +1386,13 @@ mod tests {
             "x",
             Format::Csv,
             &Preset::default(),
+            Bounds::default(),
             "s",
         )
         .unwrap();
         let c = d.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.records.num_rows(), 1);
-        assert_eq!(c.rejects[0].reason, Reason::UnparsableLine);
+        assert_eq!(c.rejects[0].reason, Reason::InvalidUtf8);
     }
 
     #[test]
@@ -1147,6 +1422,7 @@ mod tests {
             "x.csv",
             Format::Csv,
             &Preset::default(),
+            Bounds::default(),
             "s",
         )
         .err()
@@ -1172,7 +1448,7 @@ mod tests {
 
     #[test]
     fn content_hash_distinguishes_content() {
-        let spec = Spec::new(&Preset::default());
+        let spec = Spec::new(&Preset::default(), Bounds::default());
         let base = [
             "t",
             "a",
@@ -1212,6 +1488,7 @@ mod tests {
             "x",
             Format::Csv,
             &Preset::default(),
+            Bounds::default(),
             "s",
         )
         .unwrap();

@@ -12,6 +12,7 @@
 pub mod csv;
 pub mod error;
 pub mod input;
+pub mod limits;
 pub mod money;
 pub mod schema;
 pub mod settings;

@@ -38,23 +38,24 @@ pub fn parse_amount(text: &str, unit: AmountUnit, exponent: u8) -> Result<i64, A
     if int_part.is_empty() || !int_part.iter().all(u8::is_ascii_digit) {
         return Err(AmountError::Syntax);
     }
+    let frac = frac_part.unwrap_or(&[]);
+    if frac_part.is_some() && (frac.is_empty() || !frac.iter().all(u8::is_ascii_digit)) {
+        return Err(AmountError::Syntax);
+    }
+    // Syntax, then precision, then range: the first rule broken is reported.
+    let scale = match unit {
+        AmountUnit::Major => exponent as usize,
+        AmountUnit::Minor => 0,
+    };
+    if frac.len() > scale {
+        return Err(AmountError::Precision);
+    }
     let mut value: i64 = 0;
     for &b in int_part {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(i64::from(b - b'0')))
             .ok_or(AmountError::Range)?;
-    }
-    let scale = match unit {
-        AmountUnit::Major => exponent as usize,
-        AmountUnit::Minor => 0,
-    };
-    let frac = frac_part.unwrap_or(&[]);
-    if frac_part.is_some() && (frac.is_empty() || !frac.iter().all(u8::is_ascii_digit)) {
-        return Err(AmountError::Syntax);
-    }
-    if frac.len() > scale {
-        return Err(AmountError::Precision);
     }
     for i in 0..scale {
         let digit = frac.get(i).map_or(0, |b| i64::from(b - b'0'));

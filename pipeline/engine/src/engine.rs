@@ -6,22 +6,27 @@
 //! 1. duplicates (same source + transaction_id) are dropped if identical and
 //!    quarantined as `conflicting_duplicate` if not (the first version stays);
 //!    the transform query runs on the rest with DataFusion;
-//! 2. rejects are appended to `quarantine` (deduplicated by source, position
+//! 2. each window query's partial aggregates are computed and their merge
+//!    into window state is staged with checked arithmetic. Nothing is
+//!    committed yet: a batch whose windows cannot be computed (an overflow)
+//!    fails here and stores nothing;
+//! 3. rejects are appended to `quarantine` (deduplicated by source, position
 //!    and raw bytes, so a replay never adds a row twice);
-//! 3. the records go to `transactions` in one Delta commit carrying the
+//! 4. the records go to `transactions` in one Delta commit carrying the
 //!    application transaction (`finopsia-transactions`, seq) and, in its
 //!    commit metadata ([`POSITIONS_KEY`]), every streaming source's position
 //!    after this batch. Only after this commit does the runtime acknowledge
 //!    the sources; a restart resumes each source from the positions of the
 //!    newest commit;
-//! 4. each window query's partial aggregates are merged into window state,
-//!    the watermark advances, and a checkpoint (window state, the emissions
-//!    about to be made, watermark) is written atomically under
-//!    `<data_dir>/state/checkpoints/`;
-//! 5. each due window emission is written to the sinks' outbox (if sinks are
+//! 5. the staged merges are applied, the watermark advances, and a
+//!    checkpoint (window state, the emissions about to be made, watermark)
+//!    is written atomically under `<data_dir>/state/checkpoints/`. A failure
+//!    from here on is [`Error::Stored`]: the records are stored and the
+//!    window tables catch up when the engine is reopened;
+//! 6. each due window emission is written to the sinks' outbox (if sinks are
 //!    configured), then to its window table with `replace_where` in a commit
 //!    tagged (`finopsia-windows`, seq);
-//! 6. the versions of all these tables are published to readers
+//! 7. the versions of all these tables are published to readers
 //!    (`finopsia_store::snapshot`).
 //!
 //! On start the engine loads the latest checkpoint, finishes any emission it
@@ -450,7 +455,9 @@ impl Engine {
             replayed += rows.iter().map(|b| b.num_rows()).sum::<usize>();
             // From seq 0 the replay sees every record of every window it
             // touches: rebuild those windows instead of merging stored rows.
-            self.aggregate(i, rows, applied > 0).await?;
+            if let Some(staged) = self.aggregate(i, rows, applied > 0).await? {
+                self.windows[i].apply(staged);
+            }
         }
         if replayed > 0 {
             tracing::info!(
@@ -604,6 +611,15 @@ impl Engine {
         // that continue must reopen the engine (the service does).
         self.commit_batch(seq, records, rejects, prepared, advance)
             .await?;
+        // The records are committed: a failure from here on leaves the
+        // window tables behind `transactions` until the engine is reopened
+        // (its recovery replays them), and says so.
+        if let Err(e) = self.finish_batch(seq, false).await {
+            return Err(Error::Stored {
+                counts: all_counts,
+                source: Box::new(e),
+            });
+        }
         Ok(all_counts)
     }
 
@@ -685,7 +701,19 @@ impl Engine {
             Vec::new()
         };
 
-        // 3. Quarantine (dedup by position + raw text, also within the
+        // 3. Window partials, merged with checked arithmetic but not applied
+        // yet: a batch whose windows cannot be computed (an overflow, say)
+        // stores nothing, so transactions and window tables never disagree.
+        let mut staged = Vec::with_capacity(self.windows.len());
+        for i in 0..self.windows.len() {
+            staged.push(
+                self.aggregate(i, tx.clone(), true)
+                    .await
+                    .map_err(|e| Error::Engine(format!("{e}; nothing of this batch was stored")))?,
+            );
+        }
+
+        // 4. Quarantine (dedup by position + raw text, also within the
         // batch: a redelivery may share it), then transactions.
         let mut in_batch = HashSet::new();
         let fresh: Vec<(u128, Reject)> = rejects
@@ -729,9 +757,11 @@ impl Engine {
             crash_point("after_transactions");
         }
 
-        // 4. Windows.
-        for i in 0..self.windows.len() {
-            self.aggregate(i, tx.clone(), true).await?;
+        // 5. Windows.
+        for (i, s) in staged.into_iter().enumerate() {
+            if let Some(s) = s {
+                self.windows[i].apply(s);
+            }
         }
         if let Some(m) = tx
             .iter()
@@ -742,14 +772,20 @@ impl Engine {
             self.max_event_time = Some(self.max_event_time.map_or(m, |x| x.max(m)));
             self.watermark = self.max_event_time.map(|t| t - self.timing.delay_us);
         }
-        self.finish_batch(seq, false).await
+        Ok(())
     }
 
-    /// Runs window query `i` on transformed records and merges the partials,
-    /// reloading evicted windows from the store first.
-    async fn aggregate(&mut self, i: usize, tx: Vec<RecordBatch>, read_back: bool) -> Result<()> {
+    /// Runs window query `i` on transformed records and stages the merge of
+    /// its partials ([`WindowState::stage`]), reloading evicted windows from
+    /// the store first. `None`: no records.
+    async fn aggregate(
+        &mut self,
+        i: usize,
+        tx: Vec<RecordBatch>,
+        read_back: bool,
+    ) -> Result<Option<crate::window::Staged>> {
         if tx.iter().all(|b| b.num_rows() == 0) {
-            return Ok(());
+            return Ok(None);
         }
         let sql = self.windows[i].query.partial_sql.clone();
         let partials = run_sql(&self.ctx, TRANSACTIONS, tx, &sql).await?;
@@ -773,7 +809,7 @@ impl Engine {
             self.windows[i].load(&stored, None)?;
             self.windows[i].touch(&missing);
         }
-        self.windows[i].merge(&partials)
+        self.windows[i].stage(&partials).map(Some)
     }
 
     /// Ends a micro-batch: checkpoint, emit due windows, evict.

@@ -23,6 +23,15 @@ pub enum Error {
     /// An engine-internal failure (state files, the decoder thread…).
     #[error("engine: {0}")]
     Engine(String),
+    /// A micro-batch's records (and source positions) are committed, but a
+    /// later step (checkpoint, window emission) failed. The window tables
+    /// catch up from `transactions` when the engine is reopened.
+    #[error("{source} (the batch's records are stored; the window tables catch up when the engine is reopened)")]
+    Stored {
+        /// Each chunk's counts, as if the batch had succeeded.
+        counts: Vec<finopsia_core::Counts>,
+        source: Box<Error>,
+    },
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]

@@ -9,8 +9,12 @@
 //! position ([`Engine::ingest_many`]), and only then answers each delivery's
 //! acknowledgement. A source that fails is restarted with exponential
 //! backoff from its last committed position, without stopping the others. A
-//! failed commit answers its deliveries with the error and reopens the
-//! engine from the store (its in-memory state may be ahead of it).
+//! failed commit reopens the engine from the store (its in-memory state may
+//! be ahead of it), flushes windows if the batch ended a bounded unit, and
+//! then answers its deliveries with the error. A batch whose records were
+//! stored but whose window step failed ([`crate::Error::Stored`]) is
+//! answered as committed, and the engine is reopened so that its recovery
+//! brings the window tables up to date.
 //!
 //! Nothing is committed by this module itself: positions are committed with
 //! the records (see [`crate::engine`]), sink progress by [`crate::outbox`].
@@ -26,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::EngineConfig;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Reopens the engine after a failed commit.
 pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Engine>> + Send>> + Send>;
@@ -144,11 +148,26 @@ async fn commit(
     let mut outcome = engine
         .ingest_many(chunks, positions.clone().into_iter().collect())
         .await;
-    if outcome.is_ok() && flush {
-        if let Err(e) = engine.flush().await {
-            outcome = Err(e);
+    if flush {
+        if let Ok(counts) = &outcome {
+            if let Err(e) = engine.flush().await {
+                outcome = Err(Error::Stored {
+                    counts: counts.clone(),
+                    source: Box::new(e),
+                });
+            }
         }
     }
+    // Stored, but a later step failed: the deliveries are committed (their
+    // sources may acknowledge upstream), and the engine is reopened so that
+    // its recovery brings the window tables up to date.
+    let (outcome, reopen_after) = match outcome {
+        Err(Error::Stored { counts, source }) => {
+            tracing::error!(error = %source, "micro-batch stored, but its window step failed; reopening the engine");
+            (Ok(counts), true)
+        }
+        other => (other, false),
+    };
     match outcome {
         Ok(counts) => {
             let seq = engine.last_seq();
@@ -169,37 +188,65 @@ async fn commit(
                 "micro-batch committed"
             );
             on_commit(&per_source, &positions);
+            if reopen_after {
+                drop(engine);
+                return Ok(reopen_until_open(reopen, committed).await);
+            }
             Ok(engine)
         }
         Err(error) => {
             let message = error.to_string();
             tracing::error!(%message, "micro-batch failed");
-            for (_, ack) in acks {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Err(message.clone()));
+            let answer = |acks: Vec<(String, Option<tokio::sync::oneshot::Sender<_>>)>| {
+                for (_, ack) in acks {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Err(message.clone()));
+                    }
                 }
-            }
+            };
             if error.is_input() {
                 // Refused before anything changed: the engine is intact.
+                answer(acks);
                 return Ok(engine);
             }
             drop(engine);
-            let mut wait = Duration::from_millis(500);
-            loop {
-                match reopen().await {
-                    Ok(e) => {
-                        committed
-                            .lock()
-                            .expect("positions")
-                            .clone_from(e.positions());
-                        return Ok(e);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot reopen the engine; retrying");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(30));
-                    }
+            let mut engine = reopen_until_open(reopen, committed).await;
+            if flush {
+                // The end of a bounded unit (an inbox file) whose last batch
+                // failed: what of it was committed is still aggregated, as
+                // after a failed import, before the source hears of it.
+                if let Err(e) = engine.flush().await {
+                    tracing::error!(error = %e, "flushing windows after a failed batch");
+                    drop(engine);
+                    engine = reopen_until_open(reopen, committed).await;
                 }
+            }
+            answer(acks);
+            Ok(engine)
+        }
+    }
+}
+
+/// Reopens the engine (its recovery replays what the window tables miss),
+/// retrying with backoff until it opens.
+async fn reopen_until_open(
+    reopen: &Reopen,
+    committed: &Arc<Mutex<BTreeMap<String, Position>>>,
+) -> Engine {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match reopen().await {
+            Ok(e) => {
+                committed
+                    .lock()
+                    .expect("positions")
+                    .clone_from(e.positions());
+                return e;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the engine; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
             }
         }
     }

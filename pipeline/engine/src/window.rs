@@ -8,6 +8,11 @@
 //! input) and evicts closed windows; a later record for an evicted window
 //! reloads the emitted rows from the store ([`WindowState::load`]) before
 //! merging, so late data corrects the window instead of being dropped.
+//!
+//! Integer sums and counts are merged with checked arithmetic: an overflow
+//! is an error naming the table, window and aggregate, never a wrap. Merging
+//! is staged ([`WindowState::stage`], then [`WindowState::apply`]) so the
+//! engine can check a batch's windows before it commits the batch's records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -38,6 +43,13 @@ struct Window {
     /// Group key in Arrow row format → aggregate values.
     groups: HashMap<Box<[u8]>, Vec<Val>>,
     dirty: bool,
+}
+
+/// Merged values of the windows a batch touches, not yet applied
+/// ([`WindowState::stage`]).
+#[derive(Debug, Default)]
+pub struct Staged {
+    updates: BTreeMap<i64, HashMap<Box<[u8]>, Vec<Val>>>,
 }
 
 pub struct WindowState {
@@ -148,9 +160,13 @@ impl WindowState {
         })
     }
 
-    /// Merges partial aggregates (columns: __pane, keys…, aggs…).
-    pub fn merge(&mut self, partials: &[RecordBatch]) -> Result<()> {
+    /// Computes what merging partial aggregates (columns: __pane, keys…,
+    /// aggs…) would make of the windows they touch, without changing any:
+    /// an overflow is an error naming the table, window and aggregate, and
+    /// leaves the state as it was. [`WindowState::apply`] makes it so.
+    pub fn stage(&self, partials: &[RecordBatch]) -> Result<Staged> {
         let nk = self.key_fields.len();
+        let mut updates: BTreeMap<i64, HashMap<Box<[u8]>, Vec<Val>>> = BTreeMap::new();
         for b in partials {
             if b.num_rows() == 0 {
                 continue;
@@ -169,17 +185,72 @@ impl WindowState {
                 }
                 let vals: Vec<Val> = aggs.iter().map(|a| value(a, r)).collect();
                 let key = rows.row(r);
-                for w in self.windows_of(panes.value(r)).collect::<Vec<_>>() {
-                    let window = self.windows.entry(w).or_default();
-                    window.dirty = true;
-                    match window.groups.get_mut(key.as_ref()) {
-                        Some(acc) => merge_vals(&self.query, acc, &vals)?,
+                for w in self.windows_of(panes.value(r)) {
+                    let window = updates.entry(w).or_default();
+                    match window.get_mut(key.as_ref()) {
+                        Some(acc) => self.merge_vals(w, acc, &vals)?,
                         None => {
-                            window.groups.insert(key.as_ref().into(), vals.clone());
+                            let mut acc = self
+                                .windows
+                                .get(&w)
+                                .and_then(|win| win.groups.get(key.as_ref()))
+                                .cloned();
+                            match &mut acc {
+                                Some(acc) => self.merge_vals(w, acc, &vals)?,
+                                None => acc = Some(vals.clone()),
+                            }
+                            window.insert(key.as_ref().into(), acc.expect("set"));
                         }
                     }
                 }
             }
+        }
+        Ok(Staged { updates })
+    }
+
+    /// Applies merged values from [`WindowState::stage`] (marking the
+    /// windows dirty).
+    pub fn apply(&mut self, staged: Staged) {
+        for (start, groups) in staged.updates {
+            let window = self.windows.entry(start).or_default();
+            window.dirty = true;
+            window.groups.extend(groups);
+        }
+    }
+
+    /// Merges partial aggregates: [`WindowState::stage`], then apply.
+    pub fn merge(&mut self, partials: &[RecordBatch]) -> Result<()> {
+        let staged = self.stage(partials)?;
+        self.apply(staged);
+        Ok(())
+    }
+
+    /// Merges one group's new partial values into `acc`, checked.
+    fn merge_vals(&self, start: i64, acc: &mut [Val], new: &[Val]) -> Result<()> {
+        for (i, ((name, kind), n)) in self.query.aggs.iter().zip(new).enumerate() {
+            acc[i] = match (acc[i], *n) {
+                (a, Val::Null) => a,
+                (Val::Null, b) => b,
+                (Val::I(a), Val::I(b)) => Val::I(match kind {
+                    AggKind::Sum | AggKind::Count => a.checked_add(b).ok_or_else(|| {
+                        Error::Engine(format!(
+                            "{}: {name} overflows i64 in the window starting {} ({a} + {b})",
+                            self.query.target,
+                            finopsia_core::timefmt::format_micros(start)
+                        ))
+                    })?,
+                    AggKind::Min => a.min(b),
+                    AggKind::Max => a.max(b),
+                }),
+                (a, b) => {
+                    let (a, b) = (as_f64(a), as_f64(b));
+                    Val::F(match kind {
+                        AggKind::Sum | AggKind::Count => a + b,
+                        AggKind::Min => a.min(b),
+                        AggKind::Max => a.max(b),
+                    })
+                }
+            };
         }
         Ok(())
     }
@@ -348,31 +419,6 @@ fn value(a: &ArrayRef, r: usize) -> Val {
         DataType::Float64 => Val::F(a.as_primitive::<Float64Type>().value(r)),
         _ => Val::I(a.as_primitive::<Int64Type>().value(r)),
     }
-}
-
-fn merge_vals(q: &WindowQuery, acc: &mut [Val], new: &[Val]) -> Result<()> {
-    for (i, ((_, kind), n)) in q.aggs.iter().zip(new).enumerate() {
-        acc[i] = match (acc[i], *n) {
-            (a, Val::Null) => a,
-            (Val::Null, b) => b,
-            // Wrapping like DataFusion's SUM: the merged result is exact
-            // whenever the true total fits in i64, whatever the merge order.
-            (Val::I(a), Val::I(b)) => Val::I(match kind {
-                AggKind::Sum | AggKind::Count => a.wrapping_add(b),
-                AggKind::Min => a.min(b),
-                AggKind::Max => a.max(b),
-            }),
-            (a, b) => {
-                let (a, b) = (as_f64(a), as_f64(b));
-                Val::F(match kind {
-                    AggKind::Sum | AggKind::Count => a + b,
-                    AggKind::Min => a.min(b),
-                    AggKind::Max => a.max(b),
-                })
-            }
-        };
-    }
-    Ok(())
 }
 
 fn as_f64(v: Val) -> f64 {

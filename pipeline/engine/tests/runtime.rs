@@ -26,6 +26,7 @@ fn chunk(source: &str, rows: &[String]) -> Chunk {
         "t.csv",
         Format::Csv,
         &Preset::default(),
+        finopsia_core::limits::Bounds::default(),
         source,
     )
     .unwrap();

@@ -23,6 +23,7 @@ fn chunk(rows: &[(&str, &str, &str)]) -> finopsia_core::input::Chunk {
         "t.csv",
         Format::Csv,
         &Preset::default(),
+        finopsia_core::limits::Bounds::default(),
         "test",
     )
     .unwrap();

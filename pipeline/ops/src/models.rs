@@ -12,7 +12,7 @@ use finopsia_udfs::core::cityhash::cat_hash;
 use serde::Serialize;
 
 use crate::error::{io_err, Error, Result};
-use finopsia_core::csv::{field_text, split_record, Step};
+use finopsia_core::csv::{field_text, split_record, SplitLimits, Step};
 
 /// Outcome of [`eval_csv`].
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +43,7 @@ fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     while pos < buf.len() {
-        match split_record(&buf, pos, true, &mut fields) {
+        match split_record(&buf, pos, true, &SplitLimits::NONE, &mut fields) {
             Step::Record { end, newlines } => {
                 let mut rec = Vec::with_capacity(fields.len());
                 for f in &fields {
@@ -70,7 +70,7 @@ fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
                 line += 1;
                 pos = end;
             }
-            Step::Malformed { message, .. } => return Err(bad(line, message.to_string())),
+            Step::Malformed(m) => return Err(bad(line, m.message().to_string())),
             Step::NeedMore => unreachable!("eof"),
         }
     }

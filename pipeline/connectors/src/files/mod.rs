@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use finopsia_core::error::{io_err, Error, Result};
 use finopsia_core::input::{Chunk, FileDecoder, Format, Preset};
+use finopsia_core::limits::Bounds;
 use finopsia_core::source::Source;
 
 /// A bounded source over files read one after another.
@@ -12,6 +13,7 @@ pub struct FileSource {
     name: String,
     files: Vec<(PathBuf, Format)>,
     preset: Preset,
+    bounds: Bounds,
     current: Option<FileDecoder>,
     next: usize,
     done_bytes: u64,
@@ -26,6 +28,7 @@ impl FileSource {
         files: &[PathBuf],
         format: Option<Format>,
         preset: Preset,
+        bounds: Bounds,
     ) -> Result<FileSource> {
         let mut checked = Vec::new();
         let mut total = 0;
@@ -48,13 +51,14 @@ impl FileSource {
                 });
             }
             total += meta.len();
-            FileDecoder::open(path, fmt, &preset, name)?;
+            FileDecoder::open(path, fmt, &preset, bounds, name)?;
             checked.push((path.clone(), fmt));
         }
         Ok(FileSource {
             name: name.to_string(),
             files: checked,
             preset,
+            bounds,
             current: None,
             next: 0,
             done_bytes: 0,
@@ -62,8 +66,14 @@ impl FileSource {
         })
     }
 
-    pub fn single(name: &str, path: &Path, format: Format, preset: Preset) -> Result<FileSource> {
-        Self::new(name, &[path.to_path_buf()], Some(format), preset)
+    pub fn single(
+        name: &str,
+        path: &Path,
+        format: Format,
+        preset: Preset,
+        bounds: Bounds,
+    ) -> Result<FileSource> {
+        Self::new(name, &[path.to_path_buf()], Some(format), preset, bounds)
     }
 }
 
@@ -78,7 +88,13 @@ impl Source for FileSource {
                 let Some((path, fmt)) = self.files.get(self.next) else {
                     return Ok(None);
                 };
-                self.current = Some(FileDecoder::open(path, *fmt, &self.preset, &self.name)?);
+                self.current = Some(FileDecoder::open(
+                    path,
+                    *fmt,
+                    &self.preset,
+                    self.bounds,
+                    &self.name,
+                )?);
                 self.next += 1;
             }
             let decoder = self.current.as_mut().expect("decoder present");

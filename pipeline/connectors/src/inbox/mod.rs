@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use finopsia_core::input::{Format, Preset};
+use finopsia_core::limits::Bounds;
 use finopsia_core::source::Source;
 use finopsia_core::stream::{Ack, Counts, Feed, Position, StreamSource};
 use finopsia_core::timefmt::parse_duration;
@@ -93,6 +94,7 @@ pub struct InboxSource {
     failed: PathBuf,
     poll: Duration,
     preset: Preset,
+    bounds: Bounds,
     default_format: Format,
     batch_rows: usize,
     ahead: Option<Arc<ModelHandle>>,
@@ -106,6 +108,7 @@ impl InboxSource {
         dir: &Path,
         cfg: &InboxConfig,
         preset: Preset,
+        bounds: Bounds,
         batch_rows: usize,
         ahead: Option<Arc<ModelHandle>>,
     ) -> Result<InboxSource> {
@@ -125,6 +128,7 @@ impl InboxSource {
             failed,
             poll: parse_duration(&cfg.poll_interval).unwrap_or(Duration::from_millis(250)),
             preset,
+            bounds,
             default_format: cfg.default_format,
             batch_rows,
             ahead,
@@ -144,8 +148,9 @@ impl InboxSource {
             .to_string_lossy()
             .into_owned();
         let file_id = identity(path);
-        let mut source = FileSource::single(&self.name, path, format, self.preset.clone())
-            .map_err(|e| e.to_string())?;
+        let mut source =
+            FileSource::single(&self.name, path, format, self.preset.clone(), self.bounds)
+                .map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let rows = self.batch_rows;
         let ahead = self.ahead.clone();
@@ -180,14 +185,15 @@ impl InboxSource {
             let _ = reader.await;
             return Ok(Counts::default());
         }
+        let mut read_error = None;
         while let Some(chunk) = next {
             let following = rx.recv().await.unwrap_or(Ok(None));
             let following = match following {
                 Ok(f) => f,
                 Err(e) => {
                     drop(chunk);
-                    let _ = reader.await;
-                    return Err(e);
+                    read_error = Some(format!("reading the file failed: {e}"));
+                    break;
                 }
             };
             let done = following.is_none();
@@ -205,15 +211,36 @@ impl InboxSource {
             next = following;
         }
         let _ = reader.await;
-        let mut total = Counts::default();
+        // Every sent chunk is answered (a batch after a failed one may still
+        // commit once the engine is reopened), so the outcome says exactly
+        // what of this file was stored.
+        let (sent, mut committed) = (acks.len(), 0);
+        let (mut total, mut failures) = (Counts::default(), Vec::new());
         for ack in acks {
             match ack.await {
-                Ok(Ok(c)) => total += c.counts,
-                Ok(Err(message)) => return Err(message),
-                Err(_) => return Err("the engine stopped before committing".into()),
+                Ok(Ok(c)) => {
+                    total += c.counts;
+                    committed += 1;
+                }
+                Ok(Err(message)) => failures.push(message),
+                Err(_) => failures.push("the engine stopped before committing".into()),
             }
         }
-        Ok(total)
+        let unread = read_error.is_some();
+        failures.extend(read_error);
+        if failures.is_empty() {
+            return Ok(total);
+        }
+        Err(format!(
+            "{}\n\nStored from this file: accepted {}, quarantined {}, duplicates {} ({} of {} micro-batches committed); the failed batches{} were not stored.\nFix the problem and drop the file in the inbox again: stored records count as duplicates and rejects are not quarantined twice.",
+            failures.join("\n"),
+            total.accepted,
+            total.quarantined,
+            total.duplicates,
+            committed,
+            sent,
+            if unread { " and the rest of the file" } else { "" },
+        ))
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use finopsia_core::input::{FileDecoder, Format, Preset};
+use finopsia_core::limits::Bounds;
 use finopsia_core::stream::{Feed, Position, StreamSource};
 use finopsia_core::timefmt::parse_duration;
 use finopsia_udfs::ModelHandle;
@@ -122,6 +123,7 @@ pub struct NatsSource {
     name: String,
     cfg: NatsConfig,
     preset: Preset,
+    bounds: Bounds,
     ahead: Option<Arc<ModelHandle>>,
 }
 
@@ -130,12 +132,14 @@ impl NatsSource {
         name: &str,
         cfg: &NatsConfig,
         preset: Preset,
+        bounds: Bounds,
         ahead: Option<Arc<ModelHandle>>,
     ) -> NatsSource {
         NatsSource {
             name: name.to_string(),
             cfg: cfg.clone(),
             preset,
+            bounds,
             ahead,
         }
     }
@@ -215,6 +219,7 @@ impl NatsSource {
             &label,
             self.cfg.format,
             &self.preset,
+            self.bounds,
             &self.name,
         )?;
         let mut chunk = match d.next_chunk(usize::MAX)? {
