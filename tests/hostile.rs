@@ -318,3 +318,109 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+const THREE: &str =
+    "transaction_id,account_id,amount,currency,direction,description,transaction_date\n\
+s1,acc,1.00,USD,inflow,a,2024-03-01\n\
+s2,acc,2.00,USD,inflow,b,2024-03-01\n\
+s3,acc,4.00,USD,inflow,c,2024-03-02\n";
+
+/// A failure after a batch's records are committed (injected before its
+/// checkpoint, as a full disk would fail it): the report says the records
+/// are stored, and the window tables catch up on the next start.
+#[test]
+fn a_failure_after_the_commit_says_the_records_are_stored_and_windows_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let input = tmp.path().join("three.csv");
+    std::fs::write(&input, THREE).unwrap();
+    let out = Command::new(bin())
+        .args([
+            "import",
+            "--json",
+            "--data-dir",
+            data.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+        .env("FINOPSIA__ENGINE__BATCH_ROWS", "1")
+        .env("FINOPSIA_FAIL_AT", "before_checkpoint")
+        .env("FINOPSIA_FAIL_AFTER", "2")
+        // The batch's own step and the flush after it.
+        .env("FINOPSIA_FAIL_COUNT", "2")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the batch's records are stored") && stderr.contains("accepted 2"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["accepted"].as_i64(), Some(2), "{report}");
+    assert_eq!(report["complete"].as_bool(), Some(false));
+    // Readers keep the last published snapshot (batch 1), in which
+    // transactions and the window tables agree; batch 2 is stored but not
+    // published until the engine has caught up.
+    assert_eq!(count(&data, "SELECT COUNT(*) AS n FROM transactions"), 1);
+    // The next start recomputes them; the rest of the file goes in.
+    let again = import(&data, &[input.to_str().unwrap()]);
+    assert_eq!(again["accepted"].as_i64(), Some(1), "{again}");
+    assert_eq!(
+        again["duplicates"].as_i64(),
+        Some(2),
+        "s2 was stored: {again}"
+    );
+    assert_eq!(count(&data, "SELECT COUNT(*) AS n FROM transactions"), 3);
+    assert_windows_match_batch(&data);
+}
+
+#[test]
+fn a_failure_after_the_commit_in_the_service_moves_the_file_to_processed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("run.log");
+    let mut child = Command::new(bin())
+        .args(["run", "--data-dir", data.to_str().unwrap()])
+        .env("FINOPSIA__ENGINE__BATCH_ROWS", "1")
+        .env("FINOPSIA__INBOX__POLL_INTERVAL", "100ms")
+        .env("FINOPSIA_FAIL_AT", "before_checkpoint")
+        .env("FINOPSIA_FAIL_AFTER", "2")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut child);
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !cond() {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("the inbox", &|| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("watching inbox")
+    });
+    let inbox = data.join("inbox");
+    std::fs::write(inbox.join(".t.tmp"), THREE).unwrap();
+    std::fs::rename(inbox.join(".t.tmp"), inbox.join("three.csv")).unwrap();
+    wait("the processed file", &|| {
+        data.join("processed/three.csv").is_file()
+    });
+    assert!(!data.join("failed/three.csv").exists());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("injected failure at before_checkpoint"),
+        "the failure happened: {logged}"
+    );
+    drop(guard);
+    assert_eq!(count(&data, "SELECT COUNT(*) AS n FROM transactions"), 3);
+    assert_windows_match_batch(&data);
+}

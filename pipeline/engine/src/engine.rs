@@ -169,6 +169,38 @@ fn crash_point(name: &str) {
     }
 }
 
+/// Failure injection for tests: with `FINOPSIA_FAIL_AT=<point>` the n-th
+/// time the point is reached (`FINOPSIA_FAIL_AFTER=<n>`, default 1) and the
+/// `FINOPSIA_FAIL_COUNT - 1` times after it (default 1 in all) return an
+/// error instead of going on, like a full disk would. Points:
+/// `before_checkpoint` (after the batch's records are committed). Unset in
+/// normal operation (one relaxed atomic load per batch).
+fn fail_point(name: &str) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::LazyLock;
+    static TARGET: LazyLock<Option<(String, u64, u64)>> = LazyLock::new(|| {
+        let at = std::env::var("FINOPSIA_FAIL_AT").ok()?;
+        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+        Some((
+            at,
+            num("FINOPSIA_FAIL_AFTER").unwrap_or(1),
+            num("FINOPSIA_FAIL_COUNT").unwrap_or(1),
+        ))
+    });
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    if let Some((at, after, count)) = TARGET.as_ref() {
+        if at == name {
+            let hit = HITS.fetch_add(1, Ordering::Relaxed) + 1;
+            if hit >= *after && hit < after + count {
+                return Err(Error::Engine(format!(
+                    "injected failure at {name} (FINOPSIA_FAIL_AT)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Seed for the dedup key hashes of one source.
 fn source_seed(source: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(source.as_bytes())
@@ -240,6 +272,7 @@ impl Engine {
     ) -> Result<Engine> {
         let store = Store::open_with(data_dir, cfg.review_below)?;
         let ctx = new_context_with(store.models(), cfg.batch_rows);
+        ctx.register_udf(crate::widen::udf());
         let checkpoint_dir = data_dir.join("state").join("checkpoints");
         std::fs::create_dir_all(&checkpoint_dir).map_err(io_err(&checkpoint_dir))?;
         let mut engine = Engine {
@@ -822,6 +855,7 @@ impl Engine {
             m.applied_seq = m.applied_seq.max(seq);
             due.push(starts);
         }
+        fail_point("before_checkpoint")?;
         self.write_checkpoint(seq)?;
         crash_point("after_checkpoint");
         for (i, starts) in due.iter().enumerate() {

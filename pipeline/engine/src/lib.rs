@@ -17,6 +17,7 @@ pub mod import;
 pub mod outbox;
 pub mod runtime;
 pub mod sql;
+pub mod widen;
 pub mod window;
 
 pub use config::EngineConfig;

@@ -10,7 +10,8 @@
 //! query is rewritten into a *partial* query that DataFusion runs on each
 //! micro-batch: the window call becomes `date_bin(slide, event_time)` (a
 //! "pane"), and the aggregates (SUM, COUNT, MIN, MAX, all mergeable) are
-//! computed per pane and key. [`crate::window`] merges those partials into
+//! computed per pane and key; a SUM's argument is widened
+//! ([`crate::widen`]) so an integer sum cannot wrap. [`crate::window`] merges those partials into
 //! window state and emits windows as the watermark passes.
 
 use std::path::Path;
@@ -240,7 +241,16 @@ fn parse_query(file: &str, text: &str) -> Result<Parsed> {
                 &format!("`{expr}`: aggregates must be top-level SUM/COUNT/MIN/MAX items"),
             ));
         }
-        items.push((expr.to_string(), name, agg));
+        let sql = match agg {
+            // Integer sums in 38 digits (see crate::widen): DataFusion's
+            // integer SUM wraps on overflow.
+            Some(AggKind::Sum) => match single_arg(expr) {
+                Some(arg) => format!("SUM({}({arg}))", crate::widen::NAME),
+                None => expr.to_string(),
+            },
+            _ => expr.to_string(),
+        };
+        items.push((sql, name, agg));
     }
     let Some((alias, width_us, slide_us)) = window else {
         return Err(qerr(file, "a query writing a table other than transactions needs tumble(...) or hop(...) in SELECT and GROUP BY"));
@@ -445,6 +455,22 @@ fn aggregate_kind(file: &str, expr: &Expr) -> Result<Option<AggKind>> {
         return Err(qerr(file, "OVER windows are not supported; use tumble/hop"));
     }
     Ok(Some(kind))
+}
+
+/// The one plain argument of a function call, as SQL text.
+fn single_arg(expr: &Expr) -> Option<String> {
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] if list.clauses.is_empty() => {
+            Some(e.to_string())
+        }
+        _ => None,
+    }
 }
 
 fn contains_aggregate(expr: &Expr) -> bool {

@@ -23,7 +23,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimestampMicrosecondType,
+    DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef,
+    TimestampMicrosecondType,
 };
 use datafusion::arrow::row::{RowConverter, SortField};
 
@@ -90,6 +91,9 @@ impl WindowState {
                 let f = partial_schema.field_with_name(name).map_err(|e| err(e.to_string()))?;
                 match f.data_type() {
                     DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Ok(DataType::Int64),
+                    // Integer sums widened by the partial SQL (crate::widen),
+                    // narrowed back with a check in `stage`.
+                    DataType::Decimal128(_, 0) => Ok(DataType::Int64),
                     DataType::Float32 | DataType::Float64 => Ok(DataType::Float64),
                     other => Err(err(format!("aggregate {name} has type {other}; only integer and float aggregates are supported"))),
                 }
@@ -177,13 +181,32 @@ impl WindowState {
                 .collect::<Result<Vec<_>>>()?;
             let rows = self.converter.convert_columns(&keys)?;
             let aggs = (0..self.agg_types.len())
-                .map(|i| self.conform(b.column(1 + nk + i), &self.agg_types[i]))
+                .map(|i| {
+                    let col = b.column(1 + nk + i);
+                    if matches!(col.data_type(), DataType::Decimal128(_, 0)) {
+                        Ok(col.clone())
+                    } else {
+                        self.conform(col, &self.agg_types[i])
+                    }
+                })
                 .collect::<Result<Vec<_>>>()?;
             for r in 0..b.num_rows() {
                 if panes.is_null(r) {
                     continue;
                 }
-                let vals: Vec<Val> = aggs.iter().map(|a| value(a, r)).collect();
+                let vals = aggs
+                    .iter()
+                    .zip(&self.query.aggs)
+                    .map(|(a, (name, _))| {
+                        narrow(a, r).ok_or_else(|| {
+                            Error::Engine(format!(
+                                "{}: {name} overflows i64 in the window starting {}",
+                                self.query.target,
+                                finopsia_core::timefmt::format_micros(panes.value(r))
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<Val>>>()?;
                 let key = rows.row(r);
                 for w in self.windows_of(panes.value(r)) {
                     let window = updates.entry(w).or_default();
@@ -409,6 +432,19 @@ fn panes(b: &RecordBatch) -> Result<TimestampMicrosecondArray> {
     Ok(cast(b.column(0), &ts_type())?
         .as_primitive::<TimestampMicrosecondType>()
         .clone())
+}
+
+/// A partial aggregate's value; `None` when a widened integer sum does not
+/// fit in `i64`.
+fn narrow(a: &ArrayRef, r: usize) -> Option<Val> {
+    if let DataType::Decimal128(_, 0) = a.data_type() {
+        if a.is_null(r) {
+            return Some(Val::Null);
+        }
+        let v = a.as_primitive::<Decimal128Type>().value(r);
+        return i64::try_from(v).ok().map(Val::I);
+    }
+    Some(value(a, r))
 }
 
 fn value(a: &ArrayRef, r: usize) -> Val {

@@ -312,3 +312,93 @@ async fn a_chunk_with_another_schema_is_refused() {
     // The engine still takes good chunks afterwards.
     engine.ingest(good).await.unwrap();
 }
+
+/// Rows decoded without an amount limit (as a configuration with
+/// `limits.max_amount_minor = i64::MAX` and `engine.batch_rows = 1` allows).
+fn unlimited_chunk(rows: &[(&str, &str, &str)]) -> finopsia_core::input::Chunk {
+    let mut text = HEADER.to_string();
+    for (id, amount, ts) in rows {
+        text.push_str(&format!("{id},acc,{amount},USD,inflow,x,{ts}\n"));
+    }
+    let bounds = finopsia_core::limits::Limits {
+        max_amount_minor: i64::MAX,
+        ..Default::default()
+    }
+    .bounds()
+    .unwrap();
+    let mut d = FileDecoder::from_reader(
+        Box::new(std::io::Cursor::new(text.into_bytes())),
+        "t.csv",
+        Format::Csv,
+        &Preset::default(),
+        bounds,
+        "test",
+    )
+    .unwrap();
+    d.next_chunk(1000).unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn a_sum_overflow_inside_one_batch_is_an_error_not_a_wrap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = Engine::open(tmp.path(), &cfg("0"), Queries::builtin().unwrap())
+        .await
+        .unwrap();
+    ingest(&mut engine, &[("ok", "1.00", "2024-01-01")]).await;
+    // Two amounts that fit in i64 alone but not together, in one batch:
+    // DataFusion's integer SUM would wrap; the widened partial sum does not.
+    let err = engine
+        .ingest(unlimited_chunk(&[
+            ("a", "50000000000000000.00", "2024-01-02"),
+            ("b", "50000000000000000.00", "2024-01-02"),
+        ]))
+        .await
+        .expect_err("an overflowing window sum fails the batch")
+        .to_string();
+    assert!(
+        err.contains("cashflow_daily")
+            && err.contains("overflows i64")
+            && err.contains("2024-01-02")
+            && err.contains("nothing of this batch was stored"),
+        "{err}"
+    );
+    drop(engine);
+    // Reopened: the failed batch is not in transactions, and the windows
+    // agree with what is.
+    let mut engine = Engine::open(tmp.path(), &cfg("0"), Queries::builtin().unwrap())
+        .await
+        .unwrap();
+    engine.flush().await.unwrap();
+    let n = engine
+        .store()
+        .query("SELECT COUNT(*) AS n FROM transactions")
+        .await
+        .unwrap();
+    assert_eq!(n[0].column(0).as_primitive::<Int64Type>().value(0), 1);
+    let d = daily(&mut engine).await;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d["2024-01-01"], (100, 1));
+    // Across batches, the merge is checked too.
+    let c = engine
+        .ingest(unlimited_chunk(&[(
+            "c",
+            "50000000000000000.00",
+            "2024-01-03",
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(c.accepted, 1);
+    let err = engine
+        .ingest(unlimited_chunk(&[(
+            "d",
+            "50000000000000000.00",
+            "2024-01-03",
+        )]))
+        .await
+        .expect_err("overflow across batches")
+        .to_string();
+    assert!(
+        err.contains("overflows i64") && err.contains("2024-01-03"),
+        "{err}"
+    );
+}
