@@ -258,42 +258,22 @@ fn the_inbox_note_says_what_of_a_failed_file_was_stored() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cfg = overflow_config(tmp.path());
-    let log = tmp.path().join("run.log");
-    let mut child = Command::new(bin())
-        .args([
+    let service = Service::start(
+        tmp.path(),
+        &[
             "--config",
             cfg.to_str().unwrap(),
             "run",
             "--data-dir",
             data.to_str().unwrap(),
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(&mut child);
-    let wait = |what: &str, cond: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !cond() {
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "timed out waiting for {what}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait("the inbox", &|| {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("watching inbox")
-    });
+        ],
+        &[],
+    );
     let inbox = data.join("inbox");
     std::fs::write(inbox.join(".o.tmp"), OVERFLOW).unwrap();
     std::fs::rename(inbox.join(".o.tmp"), inbox.join("o.csv")).unwrap();
     let note = data.join("failed/o.csv.error.txt");
-    wait("the failed file", &|| note.is_file());
+    service.wait("the failed file", &|| note.is_file());
     let text_note = std::fs::read_to_string(&note).unwrap();
     for want in [
         "cashflow_daily",
@@ -304,18 +284,56 @@ fn the_inbox_note_says_what_of_a_failed_file_was_stored() {
         assert!(text_note.contains(want), "note lacks {want:?}: {text_note}");
     }
     assert!(data.join("failed/o.csv").is_file());
-    drop(guard);
+    drop(service);
     assert_eq!(count(&data, "SELECT COUNT(*) AS n FROM transactions"), 1);
     // The committed record's window was flushed at the end of its file.
     assert_windows_match_batch(&data);
 }
 
-struct KillOnDrop<'a>(&'a mut std::process::Child);
+/// `finopsia run` for a test: its log in a file, waited on until it watches
+/// its inbox, killed (and reaped) when dropped, also when the test fails.
+struct Service {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
 
-impl Drop for KillOnDrop<'_> {
+impl Service {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
+        let log = dir.join("run.log");
+        let child = Command::new(bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let service = Service { child, log };
+        service.wait("the inbox", &|| {
+            std::fs::read_to_string(&service.log)
+                .unwrap_or_default()
+                .contains("watching inbox")
+        });
+        service
+    }
+
+    fn wait(&self, what: &str, cond: &dyn Fn() -> bool) {
+        let t = Instant::now();
+        while !cond() {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -379,48 +397,29 @@ fn a_failure_after_the_commit_says_the_records_are_stored_and_windows_catch_up()
 fn a_failure_after_the_commit_in_the_service_moves_the_file_to_processed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let log = tmp.path().join("run.log");
-    let mut child = Command::new(bin())
-        .args(["run", "--data-dir", data.to_str().unwrap()])
-        .env("FINOPSIA__ENGINE__BATCH_ROWS", "1")
-        .env("FINOPSIA__INBOX__POLL_INTERVAL", "100ms")
-        .env("FINOPSIA_FAIL_AT", "before_checkpoint")
-        .env("FINOPSIA_FAIL_AFTER", "2")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(&mut child);
-    let wait = |what: &str, cond: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !cond() {
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "timed out waiting for {what}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait("the inbox", &|| {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("watching inbox")
-    });
+    let service = Service::start(
+        tmp.path(),
+        &["run", "--data-dir", data.to_str().unwrap()],
+        &[
+            ("FINOPSIA__ENGINE__BATCH_ROWS", "1"),
+            ("FINOPSIA__INBOX__POLL_INTERVAL", "100ms"),
+            ("FINOPSIA_FAIL_AT", "before_checkpoint"),
+            ("FINOPSIA_FAIL_AFTER", "2"),
+        ],
+    );
     let inbox = data.join("inbox");
     std::fs::write(inbox.join(".t.tmp"), THREE).unwrap();
     std::fs::rename(inbox.join(".t.tmp"), inbox.join("three.csv")).unwrap();
-    wait("the processed file", &|| {
+    service.wait("the processed file", &|| {
         data.join("processed/three.csv").is_file()
     });
     assert!(!data.join("failed/three.csv").exists());
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = std::fs::read_to_string(&service.log).unwrap();
     assert!(
         logged.contains("injected failure at before_checkpoint"),
         "the failure happened: {logged}"
     );
-    drop(guard);
+    drop(service);
     assert_eq!(count(&data, "SELECT COUNT(*) AS n FROM transactions"), 3);
     assert_windows_match_batch(&data);
 }

@@ -49,6 +49,21 @@ fn oracle(script: &str, input: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// No case differs, and enough were valid for the comparison to mean
+/// something.
+fn agrees(mismatches: &[String], accepted: usize, total: usize) {
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} differ, e.g. {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(10)]
+    );
+    assert!(
+        accepted > total / 4,
+        "the generator must mostly produce valid cases ({accepted} of {total})"
+    );
+}
+
 fn generate<S: Strategy>(s: S) -> Vec<S::Value> {
     let mut runner = TestRunner::deterministic();
     (0..cases())
@@ -133,18 +148,7 @@ fn amounts_match_python_decimal() {
             ));
         }
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} differ, e.g. {:?}",
-        mismatches.len(),
-        cases.len(),
-        &mismatches[..mismatches.len().min(10)]
-    );
-    assert!(
-        accepted > cases.len() / 4,
-        "the generator must mostly produce valid amounts ({accepted} of {})",
-        cases.len()
-    );
+    agrees(&mismatches, accepted, cases.len());
 }
 
 fn time_text() -> impl Strategy<Value = String> {
@@ -213,16 +217,5 @@ fn event_times_match_python_datetime() {
             mismatches.push(format!("{text:?}: ours {got}, python {want}"));
         }
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} differ, e.g. {:?}",
-        mismatches.len(),
-        cases.len(),
-        &mismatches[..mismatches.len().min(10)]
-    );
-    assert!(
-        accepted > cases.len() / 4,
-        "{accepted} of {} valid",
-        cases.len()
-    );
+    agrees(&mismatches, accepted, cases.len());
 }

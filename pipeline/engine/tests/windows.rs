@@ -14,6 +14,13 @@ const HEADER: &str =
     "transaction_id,account_id,amount,currency,direction,description,transaction_date\n";
 
 fn chunk(rows: &[(&str, &str, &str)]) -> finopsia_core::input::Chunk {
+    chunk_with(rows, finopsia_core::limits::Bounds::default())
+}
+
+fn chunk_with(
+    rows: &[(&str, &str, &str)],
+    bounds: finopsia_core::limits::Bounds,
+) -> finopsia_core::input::Chunk {
     let mut text = HEADER.to_string();
     for (id, amount, ts) in rows {
         text.push_str(&format!("{id},acc,{amount},USD,inflow,x,{ts}\n"));
@@ -23,7 +30,7 @@ fn chunk(rows: &[(&str, &str, &str)]) -> finopsia_core::input::Chunk {
         "t.csv",
         Format::Csv,
         &Preset::default(),
-        finopsia_core::limits::Bounds::default(),
+        bounds,
         "test",
     )
     .unwrap();
@@ -316,26 +323,13 @@ async fn a_chunk_with_another_schema_is_refused() {
 /// Rows decoded without an amount limit (as a configuration with
 /// `limits.max_amount_minor = i64::MAX` and `engine.batch_rows = 1` allows).
 fn unlimited_chunk(rows: &[(&str, &str, &str)]) -> finopsia_core::input::Chunk {
-    let mut text = HEADER.to_string();
-    for (id, amount, ts) in rows {
-        text.push_str(&format!("{id},acc,{amount},USD,inflow,x,{ts}\n"));
-    }
     let bounds = finopsia_core::limits::Limits {
         max_amount_minor: i64::MAX,
         ..Default::default()
     }
     .bounds()
     .unwrap();
-    let mut d = FileDecoder::from_reader(
-        Box::new(std::io::Cursor::new(text.into_bytes())),
-        "t.csv",
-        Format::Csv,
-        &Preset::default(),
-        bounds,
-        "test",
-    )
-    .unwrap();
-    d.next_chunk(1000).unwrap().unwrap()
+    chunk_with(rows, bounds)
 }
 
 #[tokio::test]
