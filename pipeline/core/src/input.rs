@@ -1169,9 +1169,11 @@ impl FileDecoder {
             self.advance(end, 1);
             return Ok(Some(true));
         }
+        // UTF-8 is checked once here; serde then parses the checked text.
+        let text = std::str::from_utf8(raw);
         let outcome = if memchr::memchr(0, raw).is_some() {
             Err((Reason::NulByte, "the line contains a NUL byte".into(), None))
-        } else if std::str::from_utf8(raw).is_err() {
+        } else if text.is_err() {
             Err((
                 Reason::InvalidUtf8,
                 "the line is not valid UTF-8".into(),
@@ -1181,7 +1183,7 @@ impl FileDecoder {
             // serde would also read a struct from an array, in field order.
             Err((Reason::UnparsableLine, "not a JSON object".into(), None))
         } else {
-            match serde_json::from_slice::<JsonRecord<'_>>(raw) {
+            match serde_json::from_str::<JsonRecord<'_>>(text.unwrap_or_default()) {
                 Err(e) => Err((
                     Reason::UnparsableLine,
                     format!("invalid JSON object: {e}"),
