@@ -11,5 +11,7 @@ USER finopsia
 WORKDIR /var/lib/finopsia
 ENV FINOPSIA__DATA_DIR=/var/lib/finopsia/data
 VOLUME /var/lib/finopsia
+# Healthy while a service holds the data directory's writer lock.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["finopsia", "status", "--data-dir", "/var/lib/finopsia/data"]
 ENTRYPOINT ["finopsia"]
 CMD ["run"]

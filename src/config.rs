@@ -222,7 +222,42 @@ mod tests {
         let cfg: Config = toml::from_str(&block).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.sources.len(), 2);
+        assert_eq!(cfg.sinks.len(), 2);
+    }
+
+    /// The compose file configures the service through FINOPSIA__ variables
+    /// only: they must make a valid configuration.
+    #[test]
+    fn compose_environment_is_a_valid_configuration() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let vars: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.trim().split_once(": "))
+            .filter(|(k, _)| k.starts_with("FINOPSIA__"))
+            .map(|(k, v)| {
+                let v = v.trim();
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                    .unwrap_or(v);
+                // ${VAR:?message} is filled in by docker-compose.
+                let v = if v.starts_with("${") {
+                    "from-the-environment"
+                } else {
+                    v
+                };
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        assert!(vars.len() >= 10, "{vars:?}");
+        let mut table = toml::Table::new();
+        apply_env(&mut table, vars.into_iter()).unwrap();
+        let cfg: Config = toml::Value::Table(table).try_into().unwrap();
+        cfg.validate().unwrap();
         assert_eq!(cfg.sinks.len(), 1);
+        assert_eq!(cfg.sources.len(), 1);
     }
 
     #[test]

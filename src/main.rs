@@ -90,6 +90,16 @@ enum Command {
         #[arg(long)]
         queries: Option<PathBuf>,
     },
+    /// Whether a service runs on the data directory (exit 0) or not (exit 1),
+    /// with its last micro-batch and each sink's buffered entries and
+    /// pending backfill. Used as the container health check.
+    Status {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train a categorization model on the labelled transactions (input
     /// categories and corrections) with Python catboost, store it in the model
     /// registry and register it; a running service switches to it at its next
@@ -256,6 +266,29 @@ enum BenchCommand {
         /// Records per message in the throughput run.
         #[arg(long, default_value_t = 100)]
         per_message: usize,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// InfluxDB sink: points/s into a local influxd against curl posting the
+    /// same line protocol, and import throughput with the sink on against
+    /// off. Starts its own influxd (1.x) on 127.0.0.1.
+    Influx {
+        /// influxd binary (default: from the PATH; Debian package influxdb).
+        #[arg(long)]
+        influxd: Option<PathBuf>,
+        /// Window rows (points) written per contender and round.
+        #[arg(long, default_value_t = 500_000)]
+        points: usize,
+        /// Lines per request (sink and curl alike).
+        #[arg(long, default_value_t = 5000)]
+        batch_lines: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Transactions imported with the sink off and on.
+        #[arg(long, default_value_t = 500_000)]
+        import_rows: u64,
         #[arg(long, default_value = "bench-data")]
         dir: PathBuf,
         #[arg(long)]
@@ -466,6 +499,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.queries_dir = queries;
             }
             service::run(config, sample, shutdown_signal()).await?;
+        }
+        Command::Status { data_dir, json } => {
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let status = service::status(&data_dir)?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print!("{}", status.text());
+            }
+            if !status.running {
+                std::process::exit(1);
+            }
         }
         Command::Train {
             data_dir,
@@ -761,6 +806,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "end to end into store:     {:>12.0} rows/s",
                     r.end_to_end_rows_per_sec
+                );
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Influx {
+                    influxd,
+                    points,
+                    batch_lines,
+                    rounds,
+                    import_rows,
+                    dir,
+                    json,
+                },
+        } => {
+            let influxd = bench::find_binary(
+                influxd,
+                "influxd",
+                "pass --influxd PATH (Debian: apt-get install influxdb)",
+            )?;
+            let r = bench::influx::influx_bench(
+                &dir,
+                &influxd,
+                points,
+                batch_lines,
+                rounds,
+                import_rows,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} points in requests of {} lines (median of {} rounds): curl {:.0} points/s, sink {:.0} ({:.2}x curl), sink with gzip {:.0} ({:.2}x); encoding alone {:.0} points/s",
+                    r.points, r.batch_lines, r.rounds, r.curl_points_per_sec, r.sink_points_per_sec, r.sink_vs_curl, r.sink_gzip_points_per_sec, r.sink_gzip_vs_curl, r.encode_points_per_sec
+                );
+                println!(
+                    "import of {} rows: sink off {:.0} rows/s, on {:.0} rows/s ({:.2}x); the sink caught up {:.1} s after the import started",
+                    r.import_rows, r.import_sink_off_rows_per_sec, r.import_sink_on_rows_per_sec, r.import_on_vs_off, r.sink_caught_up_seconds
                 );
             }
         }

@@ -17,9 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use datafusion::arrow::array::RecordBatch;
 use finopsia_connectors::files::FileSource;
+use finopsia_connectors::influx::SinkContext;
 use finopsia_connectors::registry::{self, BuildContext};
 use finopsia_core::input::{Format, Preset};
+use finopsia_core::sink::{Buffer, Metrics, Sink, StoreReader, SyncContext};
 use finopsia_core::Counts;
 use finopsia_engine::import::{run_source, ImportReport};
 use finopsia_engine::outbox::Outbox;
@@ -63,29 +66,109 @@ async fn open_engine(config: &Config, outbox: Option<Outbox>) -> Result<Engine> 
     .await?)
 }
 
+/// The store as sinks see it: the snapshot file the writer keeps (so it
+/// follows the engine across reopens) and the window tables' keys.
+struct StoreView {
+    queries: finopsia_store::snapshot::QueryService,
+    windows: Vec<(String, Vec<String>)>,
+}
+
+#[async_trait::async_trait]
+impl StoreReader for StoreView {
+    async fn query(&self, sql: &str) -> std::result::Result<Vec<RecordBatch>, String> {
+        self.queries.query(sql).await.map_err(|e| e.to_string())
+    }
+    fn window_tables(&self) -> Vec<(String, Vec<String>)> {
+        self.windows.clone()
+    }
+}
+
+/// Runs `sink.sync` every `sink.sync_every()` until `stop`.
+async fn sync_loop(
+    sink: Arc<dyn Sink>,
+    store: Arc<dyn StoreReader>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(every) = sink.sync_every() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let ctx = SyncContext {
+            store: store.as_ref(),
+            metrics: metrics.snapshot(),
+        };
+        if let Err(error) = sink.sync(&ctx).await {
+            tracing::warn!(sink = sink.name(), %error, "sink sync failed; retrying next period");
+        }
+    }
+}
+
 /// Runs until `shutdown` completes.
 pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()>) -> Result<()> {
     let _lock = WriterLock::acquire(&config.data_dir, Some(&config.inbox_dir()))?;
-    let sinks = registry::build_sinks(&config.sinks)?;
-    let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
+    let metrics = Arc::new(Metrics::default());
+    let (rejects, rejects_source) = finopsia_connectors::rejects::channel();
+    let sink_ctx = SinkContext {
+        data_dir: config.data_dir.clone(),
+        quarantine: Some(Arc::new(rejects)),
+    };
+    let sinks = registry::build_sinks(&config.sinks, &sink_ctx)?;
+    let buffers: Vec<(String, Buffer)> = sinks
+        .iter()
+        .map(|s| (s.name().to_string(), s.buffer()))
+        .collect();
     let outbox = if sinks.is_empty() {
         None
     } else {
-        Some(Outbox::open(&config.data_dir, &names, config.sink_queue)?)
+        Some(Outbox::open(
+            &config.data_dir,
+            &buffers,
+            config.sink_queue,
+            metrics.clone(),
+        )?)
     };
     let (stop_sinks, sinks_stopped) = watch::channel(false);
     let mut sink_tasks = Vec::new();
+    let mut sync_tasks = Vec::new();
+    let mut engine = open_engine(&config, outbox.clone()).await?;
     if let Some(outbox) = &outbox {
+        let models = finopsia_udfs::ModelHandle::open(
+            finopsia_udfs::registry::Registry::for_data_dir(&config.data_dir),
+            finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW,
+        )
+        .map_err(|e| anyhow::anyhow!("model: {e}"))?;
+        let store: Arc<dyn StoreReader> = Arc::new(StoreView {
+            queries: finopsia_store::snapshot::QueryService::open(
+                &config.data_dir,
+                models,
+                finopsia_ops::forecasts::VIEWS,
+            ),
+            windows: engine.window_keys(),
+        });
         for sink in sinks {
             tracing::info!(sink = sink.name(), "sink started");
             sink_tasks.push(tokio::spawn(outbox.clone().deliver_to(
-                sink,
+                sink.clone(),
                 sinks_stopped.clone(),
                 Duration::from_secs(30),
+                Some(store.clone()),
+            )));
+            sync_tasks.push(tokio::spawn(sync_loop(
+                sink,
+                store.clone(),
+                metrics.clone(),
+                sinks_stopped.clone(),
             )));
         }
     }
-    let mut engine = open_engine(&config, outbox.clone()).await?;
     if sample {
         let r = preload_sample(&mut engine, &config).await?;
         tracing::info!(
@@ -117,7 +200,10 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         preset: &preset,
         bounds: config.bounds()?,
     };
-    let sources = registry::build_sources(&config.inbox, &config.sources, &ctx)?;
+    let mut sources = registry::build_sources(&config.inbox, &config.sources, &ctx)?;
+    if outbox.is_some() {
+        sources.push(Box::new(rejects_source));
+    }
     let reopen: Reopen = {
         let config = config.clone();
         let outbox = outbox.clone();
@@ -133,8 +219,10 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     };
     let on_commit = {
         let new_data = new_data.clone();
+        let metrics = metrics.clone();
         Box::new(
             move |counts: &BTreeMap<String, Counts>, _: &BTreeMap<String, _>| {
+                metrics.batch(counts);
                 if counts.values().any(|c| c.accepted > 0) {
                     new_data.notify_one();
                 }
@@ -177,6 +265,9 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         }
     }
     let _ = stop_sinks.send(true);
+    for t in sync_tasks {
+        let _ = t.await;
+    }
     for t in sink_tasks {
         match t.await {
             Ok(Err(error)) => tracing::error!(%error, "sink task failed"),
@@ -304,4 +395,101 @@ pub async fn print_query(data_dir: &Path, sql: &str, format: &str) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// What `finopsia status` reports.
+#[derive(Debug, serde::Serialize)]
+pub struct Status {
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub since: Option<String>,
+    /// The last published micro-batch.
+    pub seq: Option<i64>,
+    pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct SinkStatus {
+    pub name: String,
+    /// The last outbox entry it delivered.
+    pub delivered: String,
+    /// Outbox entries waiting for it.
+    pub buffered: usize,
+    pub backfill_pending: bool,
+}
+
+impl Status {
+    pub fn text(&self) -> String {
+        let mut out = match (&self.pid, &self.since) {
+            (Some(pid), Some(since)) => format!("running: pid {pid} since {since}\n"),
+            _ => "not running\n".to_string(),
+        };
+        if let Some(seq) = self.seq {
+            out.push_str(&format!("last micro-batch: {seq}\n"));
+        }
+        for s in &self.sinks {
+            out.push_str(&format!(
+                "sink {}: {} buffered{}\n",
+                s.name,
+                s.buffered,
+                if s.backfill_pending {
+                    ", backfill pending"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out
+    }
+}
+
+/// Reads the data directory's lock, snapshot and sink state (no lock taken).
+pub fn status(data_dir: &Path) -> Result<Status> {
+    let holder = WriterLock::holder(data_dir);
+    let seq = std::fs::read(data_dir.join("state/snapshot.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["seq"].as_i64());
+    let mut entries: Vec<String> = std::fs::read_dir(data_dir.join("state/outbox"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".arrow").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    let mut sinks = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(data_dir.join("state/sinks")) {
+        for e in dir.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".json").filter(|n| !n.ends_with(".sync")) else {
+                continue;
+            };
+            let delivered = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["delivered"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            sinks.push(SinkStatus {
+                name: name.to_string(),
+                buffered: entries.iter().filter(|id| **id > delivered).count(),
+                backfill_pending: data_dir
+                    .join("state/sinks")
+                    .join(format!("{name}.backfill"))
+                    .is_file(),
+                delivered,
+            });
+        }
+    }
+    sinks.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Status {
+        running: holder.as_ref().is_some_and(|h| h.inbox.is_some()),
+        pid: holder.as_ref().map(|h| h.pid),
+        since: holder.map(|h| h.since),
+        seq,
+        sinks,
+    })
 }

@@ -30,6 +30,24 @@ export FINOPSIA_TEST_NATS_SERVER="$PYENV/bin/nats-server"
 "$FINOPSIA_TEST_NATS_SERVER" --version
 "$FINOPSIA_TEST_PYTHON" -c "import catboost, prophet; print('python catboost', catboost.__version__, 'prophet', prophet.__version__)"
 
+# InfluxDB 1.x and VictoriaMetrics for the InfluxDB sink tests (Debian's
+# influxdb 1.6.7 and victoria-metrics; the tests start them on 127.0.0.1),
+# docker-compose 1.29 to validate docker-compose.yml (no engine needed),
+# in one apt run.
+if ! command -v influxd >/dev/null 2>&1 || ! command -v victoria-metrics >/dev/null 2>&1 \
+    || ! command -v docker-compose >/dev/null 2>&1; then
+    echo "== apt: influxdb, victoria-metrics, docker-compose"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb victoria-metrics docker-compose >/dev/null
+fi
+influxd version
+
+echo "== dashboards: @grafana/schema + tsc --strict (npm)"
+bash dashboards/check/check.sh
+echo "== docker-compose config"
+INFLUX_TOKEN=check INFLUX_PASSWORD=check GRAFANA_PASSWORD=check \
+    docker-compose -f docker-compose.yml config -q
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path udfs/arroyo/Cargo.toml --all -- --check

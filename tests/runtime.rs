@@ -11,11 +11,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::nats::{consumer_backlog, jetstream, NatsServer};
+use common::service::*;
 use common::webhook::Receiver;
 use common::*;
 
@@ -30,12 +30,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn write_config(dir: &Path, body: &str) -> PathBuf {
-    let p = dir.join("finopsia.toml");
-    std::fs::write(&p, body).unwrap();
-    p
-}
-
 fn nats_config(url: &str) -> String {
     format!(
         "[engine]\nmax_batch_delay = \"100ms\"\nwatermark_delay = \"0\"\nallowed_lateness = \"0\"\n\
@@ -44,100 +38,6 @@ fn nats_config(url: &str) -> String {
          [sources.orders]\ntype = \"nats\"\nservers = [\"{url}\"]\nstream = \"{STREAM}\"\n\
          subject = \"txns.>\"\nformat = \"ndjson\"\nbatch = 200\nmax_wait = \"200ms\"\nack_wait = \"5s\"\n"
     )
-}
-
-struct Service {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Service {
-    fn start(data: &Path, config: &Path, env: &[(&str, &str)]) -> Service {
-        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let log = data.with_extension(format!("{n}.log"));
-        let mut cmd = Command::new(bin());
-        cmd.args(["run", "--data-dir", data.to_str().unwrap()])
-            .env("FINOPSIA_CONFIG", config)
-            .env(
-                "RUST_LOG",
-                "finopsia=info,finopsia_engine=info,finopsia_connectors=info,warn",
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Service {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_started(&mut self) {
-        let t = Instant::now();
-        while !self.log().contains("consuming NATS JetStream") {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("service exited ({status}):\n{}", self.log());
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "service did not start:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let t = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "service exit {status}:\n{}", self.log());
-                return;
-            }
-            if t.elapsed() > Duration::from_secs(60) {
-                let _ = self.child.kill();
-                panic!("service did not stop:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn drop_file(inbox: &Path, name: &str, text: &str) {
-    std::fs::create_dir_all(inbox).unwrap();
-    let tmp = inbox.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, inbox.join(name)).unwrap();
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn ndjson(id: &str, minor: i64, day: u32) -> String {
@@ -163,7 +63,7 @@ fn inbox_and_nats_at_once_and_a_second_writer_is_refused() {
     let data = tmp.path().join("data");
     let config = write_config(tmp.path(), &nats_config(&nats.url));
     let mut service = Service::start(&data, &config, &[]);
-    service.wait_started();
+    service.wait_for_log("consuming NATS JetStream");
 
     // Publish to NATS while files arrive in the inbox.
     let inbox = data.join("inbox");
@@ -485,7 +385,7 @@ fn kill9_at_random_moments_while_publishing_loses_and_doubles_nothing() {
     let mut files = 0usize;
     for round in 0..5 {
         let mut service = Service::start(&data, &config, &[]);
-        service.wait_started();
+        service.wait_for_log("consuming NATS JetStream");
         drop_next(files);
         files += 1;
         seed = seed

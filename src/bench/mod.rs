@@ -3,6 +3,7 @@
 
 pub mod forecast;
 pub mod import;
+pub mod influx;
 pub mod nats;
 
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
@@ -11,4 +12,39 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 pub fn io_err(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> anyhow::Error {
     let path = path.as_ref().display().to_string();
     move |e| anyhow::anyhow!("{path}: {e}")
+}
+
+/// A server process a benchmark started; killed on drop.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `given`, else `name` on the PATH, else an error saying what to do (`hint`).
+pub fn find_binary(
+    given: Option<std::path::PathBuf>,
+    name: &str,
+    hint: &str,
+) -> Result<std::path::PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| anyhow::anyhow!("{name} not found: {hint}"))
 }

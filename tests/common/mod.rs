@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod influx;
 pub mod nats;
+pub mod service;
 pub mod webhook;
 
 pub fn bin() -> PathBuf {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::inbox::{InboxConfig, InboxSource};
+use crate::influx::{InfluxConfig, InfluxSink, SinkContext};
 use crate::nats::{NatsConfig, NatsSource};
 use crate::webhook::{WebhookConfig, WebhookSink};
 
@@ -32,6 +33,7 @@ pub enum SourceConfig {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SinkConfig {
     Webhook(WebhookConfig),
+    Influxdb(Box<InfluxConfig>),
 }
 
 /// What building sources needs from the rest of the service.
@@ -74,6 +76,11 @@ pub fn validate_sources(
     for (name, cfg) in sources {
         valid_name("sources", name)?;
         let section = format!("sources.{name}");
+        if name == crate::rejects::SOURCE {
+            return Err(Error::Config(format!(
+                "{section}: the source name {name:?} is reserved for lines sinks refuse"
+            )));
+        }
         if inbox.enabled && *name == inbox.source {
             return Err(Error::Config(format!(
                 "{section}: the default inbox already uses the source name {name:?} (set inbox.source or inbox.enabled = false)"
@@ -103,6 +110,7 @@ pub fn validate_sinks(sinks: &BTreeMap<String, SinkConfig>) -> Result<()> {
         valid_name("sinks", name)?;
         match cfg {
             SinkConfig::Webhook(c) => c.validate(&format!("sinks.{name}"))?,
+            SinkConfig::Influxdb(c) => c.validate(&format!("sinks.{name}"))?,
         }
     }
     Ok(())
@@ -158,11 +166,15 @@ pub fn build_sources(
 }
 
 /// Builds every configured sink.
-pub fn build_sinks(sinks: &BTreeMap<String, SinkConfig>) -> Result<Vec<Arc<dyn Sink>>> {
+pub fn build_sinks(
+    sinks: &BTreeMap<String, SinkConfig>,
+    ctx: &SinkContext,
+) -> Result<Vec<Arc<dyn Sink>>> {
     let mut out: Vec<Arc<dyn Sink>> = Vec::new();
     for (name, cfg) in sinks {
         match cfg {
             SinkConfig::Webhook(c) => out.push(Arc::new(WebhookSink::new(name, c)?)),
+            SinkConfig::Influxdb(c) => out.push(Arc::new(InfluxSink::new(name, c, ctx)?)),
         }
     }
     Ok(out)

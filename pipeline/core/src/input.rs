@@ -62,6 +62,9 @@ pub enum Reason {
     DateOutOfRange,
     /// Same source + transaction_id as an earlier record, different content.
     ConflictingDuplicate,
+    /// A line a sink's receiver refused (an InfluxDB 4xx); `detail` holds
+    /// the server's message, `raw` the line.
+    SinkRejected,
 }
 
 impl Reason {
@@ -85,10 +88,11 @@ impl Reason {
             Reason::InvalidPostedAt => "invalid_posted_at",
             Reason::DateOutOfRange => "date_out_of_range",
             Reason::ConflictingDuplicate => "conflicting_duplicate",
+            Reason::SinkRejected => "sink_rejected",
         }
     }
 
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::UnparsableLine,
         Reason::InvalidUtf8,
         Reason::NulByte,
@@ -107,6 +111,7 @@ impl Reason {
         Reason::InvalidPostedAt,
         Reason::DateOutOfRange,
         Reason::ConflictingDuplicate,
+        Reason::SinkRejected,
     ];
 }
 

@@ -6,8 +6,23 @@
 //! itself; sinks must keep that property (InfluxDB does: same series and
 //! timestamp). The runtime gives each sink its own queue and task, and
 //! persists how far each sink got; see the engine's `outbox` module.
+//!
+//! A sink also says what its buffer is ([`Buffer`]): how many entries the
+//! outbox may hold for it, and what happens when it is that far behind
+//! (the engine waits, or the sink is backfilled from the window tables
+//! once it recovers). A sink may do periodic work over the store
+//! ([`Sink::sync`]: forecasts, pipeline metrics) through [`StoreReader`],
+//! and hand records its receiver refuses to the quarantine
+//! ([`Quarantine`]).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
+
+use crate::input::Reject;
+use crate::stream::Counts;
 
 /// One committed window emission.
 #[derive(Debug, Clone)]
@@ -36,10 +51,155 @@ pub enum SinkError {
     Permanent(String),
 }
 
+/// What the outbox does once a sink is its whole buffer behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Ingestion waits for the sink (backpressure; nothing dropped).
+    Wait,
+    /// Ingestion goes on: the sink's buffered entries are dropped and it is
+    /// marked for a backfill, which re-delivers every window table's rows
+    /// from the store (emissions are keyed, so this restores everything the
+    /// dropped entries carried) before its next entry.
+    Backfill,
+}
+
+/// A sink's buffer in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffer {
+    /// Entries the outbox holds for it (`None`: the service's `sink_queue`).
+    pub entries: Option<usize>,
+    pub when_full: WhenFull,
+    /// Up to this many entries are handed to [`Sink::deliver_many`] at once.
+    pub batch: usize,
+    /// With fewer than `batch` entries pending, wait this long for more.
+    pub linger: Duration,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            entries: None,
+            when_full: WhenFull::Wait,
+            batch: 1,
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+/// Read-only access to the store for sinks (one snapshot per query).
+#[async_trait::async_trait]
+pub trait StoreReader: Send + Sync {
+    /// Runs read-only SQL.
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, String>;
+    /// Every window table with its group-key columns.
+    fn window_tables(&self) -> Vec<(String, Vec<String>)>;
+}
+
+/// Puts records a sink's receiver refused into the quarantine table.
+#[async_trait::async_trait]
+pub trait Quarantine: Send + Sync {
+    /// Commits `rejects` for outbox entry `entry` and returns once they are
+    /// stored. Idempotent per entry: rejects for an entry already committed
+    /// (a redelivery after a crash) are not stored again.
+    async fn quarantine(&self, entry: &str, rejects: Vec<Reject>) -> Result<(), String>;
+}
+
+/// Counters of one sink, kept by the outbox and the sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkCounters {
+    /// Outbox entries delivered.
+    pub delivered: u64,
+    /// Failed delivery attempts that were retried.
+    pub retries: u64,
+    /// Entries waiting in the outbox for this sink.
+    pub buffered: u64,
+    /// Times the buffer was full and was dropped for a backfill.
+    pub overflows: u64,
+    /// Backfills completed.
+    pub backfills: u64,
+    /// Lines the receiver refused (quarantined).
+    pub rejected: u64,
+    /// Points written.
+    pub points: u64,
+}
+
+/// Pipeline counters since the service started, for sinks that report
+/// them (and later `/metrics`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    sources: Mutex<BTreeMap<String, Counts>>,
+    sinks: Mutex<BTreeMap<String, SinkCounters>>,
+    batches: Mutex<u64>,
+}
+
+/// A copy of [`Metrics`] at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub sources: BTreeMap<String, Counts>,
+    pub sinks: BTreeMap<String, SinkCounters>,
+    pub batches: u64,
+}
+
+impl Metrics {
+    /// Counts one committed micro-batch.
+    pub fn batch(&self, per_source: &BTreeMap<String, Counts>) {
+        let mut s = self.sources.lock().expect("metrics");
+        for (name, c) in per_source {
+            *s.entry(name.clone()).or_default() += *c;
+        }
+        *self.batches.lock().expect("metrics") += 1;
+    }
+
+    /// Updates one sink's counters.
+    pub fn sink(&self, name: &str, f: impl FnOnce(&mut SinkCounters)) {
+        f(self
+            .sinks
+            .lock()
+            .expect("metrics")
+            .entry(name.to_string())
+            .or_default());
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            sources: self.sources.lock().expect("metrics").clone(),
+            sinks: self.sinks.lock().expect("metrics").clone(),
+            batches: *self.batches.lock().expect("metrics"),
+        }
+    }
+}
+
+/// What [`Sink::sync`] can use.
+pub struct SyncContext<'a> {
+    pub store: &'a dyn StoreReader,
+    pub metrics: MetricsSnapshot,
+}
+
 /// A destination for emissions.
 #[async_trait::async_trait]
 pub trait Sink: Send + Sync {
     fn name(&self) -> &str;
     /// Delivers one emission.
     async fn deliver(&self, emission: &Emission) -> Result<(), SinkError>;
+    /// Delivers several emissions, in order (all or, on error, to be
+    /// retried as a whole; a repeat overwrites itself).
+    async fn deliver_many(&self, emissions: &[Emission]) -> Result<(), SinkError> {
+        for e in emissions {
+            self.deliver(e).await?;
+        }
+        Ok(())
+    }
+    /// Its buffer in the outbox.
+    fn buffer(&self) -> Buffer {
+        Buffer::default()
+    }
+    /// How often [`Sink::sync`] runs (`None`: never).
+    fn sync_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Periodic work over the store. Errors are logged and retried at the
+    /// next period.
+    async fn sync(&self, _ctx: &SyncContext<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
 }

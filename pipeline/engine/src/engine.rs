@@ -564,6 +564,14 @@ impl Engine {
             .collect()
     }
 
+    /// Window tables with their group-key columns.
+    pub fn window_keys(&self) -> Vec<(String, Vec<String>)> {
+        self.windows
+            .iter()
+            .map(|w| (w.query.target.clone(), w.query.keys.clone()))
+            .collect()
+    }
+
     /// Processes one chunk as a micro-batch.
     pub async fn ingest(&mut self, chunk: Chunk) -> Result<Counts> {
         Ok(self

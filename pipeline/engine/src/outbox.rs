@@ -7,27 +7,41 @@
 //!    written to a temporary name, fsynced, renamed). A crash before the
 //!    table commit makes recovery finish the same emission (same seq, same
 //!    rows from the checkpoint), which rewrites the same file.
-//! 2. Each sink's task delivers outbox entries in order and, after each
-//!    success, records the entry's id in `<data_dir>/state/sinks/<name>.json`
-//!    (temporary file + rename). A crash between delivery and that record
-//!    delivers the entry again after the restart; emissions are keyed
-//!    (table, group keys, window_start), so the repeat overwrites itself.
+//! 2. Each sink's task delivers outbox entries in order (up to its
+//!    `Buffer::batch` at once) and, after each success, records the last
+//!    entry's id in `<data_dir>/state/sinks/<name>.json` (temporary file +
+//!    rename; a cursor only moves forward). A crash between delivery and
+//!    that record delivers the entries again after the restart; emissions
+//!    are keyed (table, group keys, window_start), so the repeat overwrites
+//!    itself.
 //! 3. An entry is deleted once every configured sink has recorded it.
 //!
-//! A sink seen for the first time starts after the newest entry present. A
+//! A sink seen for the first time starts after the newest entry present
+//! (a `Backfill` sink is first marked for a backfill, below, so that it
+//! receives the window tables' history). A
 //! slow or failing sink delays only itself: its task retries with backoff
-//! while the engine keeps writing, until the sink is `queue` entries behind;
-//! then the engine waits for it (backpressure, nothing dropped) and says so
-//! in the log. Each sink has its own task, so one never blocks another.
+//! while the engine keeps writing, until the sink is its buffer
+//! (`Buffer::entries`, default `queue`) behind. Then, for a sink whose
+//! `when_full` is `Wait`, the engine waits for it (backpressure, nothing
+//! dropped) and says so in the log. For a `Backfill` sink the engine does
+//! not wait: it first writes `<data_dir>/state/sinks/<name>.backfill`
+//! (fsynced; its content is a generation number), then moves the sink's
+//! cursor to the newest entry, so the dropped entries can be deleted. The
+//! sink's task, before delivering anything after that, re-delivers every
+//! window table's current rows from the store (through its
+//! [`StoreReader`]) and only then removes the marker (if its generation is
+//! unchanged). The table rows hold every value the dropped entries
+//! carried, so nothing is lost; a crash during the backfill repeats it.
+//! Each sink has its own task, so one never blocks another.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
-use finopsia_core::sink::{Emission, Sink, SinkError};
+use finopsia_core::sink::{Buffer, Emission, Metrics, Sink, SinkError, StoreReader, WhenFull};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
@@ -39,11 +53,19 @@ pub struct Outbox {
     inner: Arc<Shared>,
 }
 
+struct SinkSlot {
+    name: String,
+    capacity: usize,
+    when_full: WhenFull,
+}
+
 struct Shared {
     dir: PathBuf,
     cursors: PathBuf,
-    sinks: Vec<String>,
-    queue: usize,
+    sinks: Vec<SinkSlot>,
+    /// Cursor and marker updates (the engine's overflow and the sink tasks).
+    lock: Mutex<()>,
+    metrics: Arc<Metrics>,
     /// Woken when the engine committed a new entry.
     written: Notify,
     /// Woken when a sink recorded progress.
@@ -58,9 +80,10 @@ struct Cursor {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.inner.sinks.iter().map(|s| s.name.as_str()).collect();
         f.debug_struct("Outbox")
             .field("dir", &self.inner.dir)
-            .field("sinks", &self.inner.sinks)
+            .field("sinks", &names)
             .finish()
     }
 }
@@ -75,10 +98,25 @@ struct EntryMeta {
     keys: Vec<String>,
 }
 
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
 impl Outbox {
-    /// Opens the outbox under `data_dir` for the sinks `names`, creating the
+    /// Opens the outbox under `data_dir` for `sinks` (name and buffer; a
+    /// buffer without its own size holds `queue` entries), creating the
     /// cursor of each new sink at the newest entry present.
-    pub fn open(data_dir: &Path, names: &[String], queue: usize) -> Result<Outbox> {
+    pub fn open(
+        data_dir: &Path,
+        sinks: &[(String, Buffer)],
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Outbox> {
         let state = data_dir.join("state");
         let dir = state.join("outbox");
         let cursors = state.join("sinks");
@@ -89,23 +127,40 @@ impl Outbox {
             inner: Arc::new(Shared {
                 dir,
                 cursors,
-                sinks: names.to_vec(),
-                queue: queue.max(1),
+                sinks: sinks
+                    .iter()
+                    .map(|(name, b)| SinkSlot {
+                        name: name.clone(),
+                        capacity: b.entries.unwrap_or(queue).max(1),
+                        when_full: b.when_full,
+                    })
+                    .collect(),
+                lock: Mutex::new(()),
+                metrics,
                 written: Notify::new(),
                 delivered: Notify::new(),
             }),
         };
         let newest = outbox.entries("")?.pop().unwrap_or_default();
-        for name in names {
+        for (name, buffer) in sinks {
             if !outbox.cursor_path(name).is_file() {
+                if buffer.when_full == WhenFull::Backfill {
+                    // A new sink of this kind gets the tables' history.
+                    write_synced(&outbox.marker_path(name), b"1")?;
+                }
                 outbox.store_cursor(name, &newest)?;
             }
         }
+        outbox.count_buffered()?;
         Ok(outbox)
     }
 
     fn cursor_path(&self, sink: &str) -> PathBuf {
         self.inner.cursors.join(format!("{sink}.json"))
+    }
+
+    fn marker_path(&self, sink: &str) -> PathBuf {
+        self.inner.cursors.join(format!("{sink}.backfill"))
     }
 
     /// The id of the last entry `sink` recorded as delivered.
@@ -120,18 +175,23 @@ impl Outbox {
         }
     }
 
+    /// Moves `sink`'s cursor forward to `id` (never back).
     fn store_cursor(&self, sink: &str, id: &str) -> Result<()> {
-        let path = self.cursor_path(sink);
-        let tmp = path.with_extension("json.tmp");
+        let _guard = self.inner.lock.lock().expect("outbox lock");
+        if self.cursor_path(sink).is_file() && self.cursor(sink)?.as_str() >= id {
+            return Ok(());
+        }
         let text = serde_json::to_vec(&Cursor {
             delivered: id.to_string(),
         })
         .map_err(|e| Error::Engine(e.to_string()))?;
-        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))
+        write_synced(&self.cursor_path(sink), &text)
+    }
+
+    /// The backfill marker's generation, if `sink` is marked.
+    pub fn backfill_pending(&self, sink: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(self.marker_path(sink)).ok()?;
+        Some(text.trim().parse().unwrap_or(0))
     }
 
     /// Entry ids after `after`, oldest first.
@@ -151,7 +211,8 @@ impl Outbox {
     }
 
     /// Writes one emission (engine side, before the table commit), waiting
-    /// first while the slowest sink is `queue` entries behind.
+    /// first while a `Wait` sink is its whole buffer behind, and dropping
+    /// the buffer of a `Backfill` sink that is.
     pub async fn write(
         &self,
         seq: i64,
@@ -159,7 +220,7 @@ impl Outbox {
         keys: &[String],
         rows: &RecordBatch,
     ) -> Result<()> {
-        self.wait_for_room().await?;
+        self.make_room(seq).await?;
         let id = entry_id(seq, table);
         let dir = &self.inner.dir;
         let meta = dir.join(format!("{id}.keys.json"));
@@ -185,29 +246,59 @@ impl Outbox {
         Ok(())
     }
 
-    /// Whether every sink has delivered every entry.
+    /// Whether every sink has delivered every entry (and has no backfill
+    /// pending).
     pub fn all_delivered(&self) -> Result<bool> {
+        for s in &self.inner.sinks {
+            if self.backfill_pending(&s.name).is_some() {
+                return Ok(false);
+            }
+        }
         Ok(self.entries(&self.slowest()?)?.is_empty())
     }
 
     /// Tells the sink tasks that new entries are committed.
     pub fn committed(&self) {
+        let _ = self.count_buffered();
         self.inner.written.notify_waiters();
     }
 
-    async fn wait_for_room(&self) -> Result<()> {
+    /// Updates each sink's `buffered` counter.
+    fn count_buffered(&self) -> Result<()> {
+        let all = self.entries("")?;
+        for s in &self.inner.sinks {
+            let c = self.cursor(&s.name)?;
+            let n = all.iter().filter(|id| id.as_str() > c.as_str()).count() as u64;
+            self.inner.metrics.sink(&s.name, |m| m.buffered = n);
+        }
+        Ok(())
+    }
+
+    async fn make_room(&self, seq: i64) -> Result<()> {
         let mut warned = false;
         loop {
-            let slowest = self.slowest()?;
-            let behind = self.entries(&slowest)?.len();
-            if behind < self.inner.queue {
-                return Ok(());
+            let all = self.entries("")?;
+            let mut waiting_for = None;
+            for s in &self.inner.sinks {
+                let c = self.cursor(&s.name)?;
+                let behind = all.iter().filter(|id| id.as_str() > c.as_str()).count();
+                if behind < s.capacity {
+                    continue;
+                }
+                match s.when_full {
+                    WhenFull::Wait => waiting_for = Some((s.name.clone(), behind, s.capacity)),
+                    WhenFull::Backfill => self.overflow(&s.name, behind, &all, seq)?,
+                }
             }
+            let Some((sink, behind, capacity)) = waiting_for else {
+                return Ok(());
+            };
             if !warned {
                 tracing::warn!(
+                    %sink,
                     behind,
-                    queue = self.inner.queue,
-                    "a sink is a full queue behind; ingestion waits for it"
+                    capacity,
+                    "a sink is its whole buffer behind; ingestion waits for it"
                 );
                 warned = true;
             }
@@ -217,11 +308,38 @@ impl Outbox {
         }
     }
 
+    /// Drops a `Backfill` sink's buffer: marker first, then the cursor,
+    /// which moves to the newest entry of an earlier micro-batch than
+    /// `seq` (those are committed to their tables, so the backfill will
+    /// read them; entries of the batch being written stay).
+    fn overflow(&self, sink: &str, behind: usize, all: &[String], seq: i64) -> Result<()> {
+        let bound = entry_id(seq, "");
+        let Some(newest) = all.iter().rfind(|id| **id < bound).cloned() else {
+            return Ok(());
+        };
+        {
+            let _guard = self.inner.lock.lock().expect("outbox lock");
+            let generation = self.backfill_pending(sink).unwrap_or(0) + 1;
+            write_synced(&self.marker_path(sink), generation.to_string().as_bytes())?;
+        }
+        self.store_cursor(sink, &newest)?;
+        self.inner.metrics.sink(sink, |m| {
+            m.overflows += 1;
+            m.buffered = 0;
+        });
+        tracing::warn!(
+            %sink,
+            dropped = behind,
+            "sink buffer full: its buffered emissions are dropped and it will be backfilled from the window tables when it recovers (ingestion goes on)"
+        );
+        self.collect_garbage()
+    }
+
     /// The cursor of the sink furthest behind.
     fn slowest(&self) -> Result<String> {
         let mut min: Option<String> = None;
-        for name in &self.inner.sinks {
-            let c = self.cursor(name)?;
+        for s in &self.inner.sinks {
+            let c = self.cursor(&s.name)?;
             if min.as_ref().is_none_or(|m| c < *m) {
                 min = Some(c);
             }
@@ -245,9 +363,14 @@ impl Outbox {
         Ok(())
     }
 
-    fn read(&self, id: &str) -> Result<Emission> {
+    /// Reads an entry; `None` if it is gone (dropped by an overflow).
+    fn read(&self, id: &str) -> Result<Option<Emission>> {
         let path = self.inner.dir.join(format!("{id}.arrow"));
-        let file = std::fs::File::open(&path).map_err(io_err(&path))?;
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
         let reader = FileReader::try_new(file, None)?;
         let schema = reader.schema();
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
@@ -259,27 +382,162 @@ impl Outbox {
             .map(|m| m.keys)
             .unwrap_or_default();
         let (seq, table) = id.split_once('-').unwrap_or((id, ""));
-        Ok(Emission {
+        Ok(Some(Emission {
             id: id.to_string(),
             seq: seq.parse().unwrap_or(0),
             table: table.to_string(),
             keys,
             rows,
-        })
+        }))
+    }
+
+    /// Delivers `emissions` to `sink`, retrying transient failures with
+    /// exponential backoff (capped at `max_backoff`). `false` if shutdown
+    /// came first.
+    async fn deliver_retrying(
+        &self,
+        sink: &dyn Sink,
+        emissions: &[Emission],
+        what: &str,
+        shutdown: &mut watch::Receiver<bool>,
+        max_backoff: Duration,
+    ) -> bool {
+        let name = sink.name();
+        let mut backoff = Duration::from_millis(100);
+        let mut failures = 0u32;
+        loop {
+            match sink.deliver_many(emissions).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(sink = %name, entry = %what, failures, "sink recovered");
+                    }
+                    return true;
+                }
+                Err(SinkError::Permanent(message)) => {
+                    tracing::error!(sink = %name, entry = %what, %message, "sink refused an emission; skipped (the rows stay in the store)");
+                    return true;
+                }
+                Err(SinkError::Transient(message)) => {
+                    failures += 1;
+                    self.inner.metrics.sink(name, |m| m.retries += 1);
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(sink = %name, entry = %what, failures, %message, "sink delivery failed; retrying");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    if *shutdown.borrow() {
+                        return false;
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Re-delivers every window table's rows to `sink` (after an overflow).
+    async fn backfill(
+        &self,
+        sink: &dyn Sink,
+        store: Option<&dyn StoreReader>,
+        shutdown: &mut watch::Receiver<bool>,
+        max_backoff: Duration,
+    ) -> Result<bool> {
+        let name = sink.name().to_string();
+        let Some(generation) = self.backfill_pending(&name) else {
+            return Ok(true);
+        };
+        let Some(store) = store else {
+            return Err(Error::Engine(format!(
+                "sink {name} needs a backfill but has no store reader"
+            )));
+        };
+        tracing::info!(sink = %name, "backfilling the sink from the window tables");
+        let tables_dir = self
+            .inner
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("tables"))
+            .unwrap_or_default();
+        for (table, keys) in store.window_tables() {
+            if !tables_dir.join(&table).join("_delta_log").is_dir() {
+                // Not created yet: nothing to send.
+                continue;
+            }
+            let batches = loop {
+                match store.query(&format!("SELECT * FROM \"{table}\"")).await {
+                    Ok(b) => break b,
+                    Err(e) => {
+                        tracing::warn!(sink = %name, %table, error = %e, "backfill read failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        if *shutdown.borrow() {
+                            return Ok(false);
+                        }
+                    }
+                }
+            };
+            let emissions: Vec<Emission> = batches
+                .into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .map(|rows| Emission {
+                    id: format!("backfill-{table}"),
+                    seq: 0,
+                    table: table.clone(),
+                    keys: keys.clone(),
+                    rows,
+                })
+                .collect();
+            if !emissions.is_empty()
+                && !self
+                    .deliver_retrying(
+                        sink,
+                        &emissions,
+                        &format!("backfill of {table}"),
+                        shutdown,
+                        max_backoff,
+                    )
+                    .await
+            {
+                return Ok(false);
+            }
+        }
+        let _guard = self.inner.lock.lock().expect("outbox lock");
+        if self.backfill_pending(&name) == Some(generation) {
+            let path = self.marker_path(&name);
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+        self.inner.metrics.sink(&name, |m| m.backfills += 1);
+        tracing::info!(sink = %name, "backfill done");
+        Ok(true)
     }
 
     /// Runs `sink`'s delivery task until `shutdown` turns true: delivers
     /// every entry after its cursor, in order, retrying transient failures
-    /// with exponential backoff (capped at `max_backoff`).
+    /// with exponential backoff (capped at `max_backoff`); after an
+    /// overflow, backfills it from `store` first.
     pub async fn deliver_to(
         self,
         sink: Arc<dyn Sink>,
         mut shutdown: watch::Receiver<bool>,
         max_backoff: Duration,
+        store: Option<Arc<dyn StoreReader>>,
     ) -> Result<()> {
         let name = sink.name().to_string();
+        let buffer = sink.buffer();
+        let batch = buffer.batch.max(1);
         loop {
             if *shutdown.borrow() {
+                return Ok(());
+            }
+            if !self
+                .backfill(sink.as_ref(), store.as_deref(), &mut shutdown, max_backoff)
+                .await?
+            {
                 return Ok(());
             }
             // Registered before looking, so a commit in between is not missed.
@@ -287,7 +545,7 @@ impl Outbox {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let cursor = self.cursor(&name)?;
-            let pending = self.entries(&cursor)?;
+            let mut pending = self.entries(&cursor)?;
             if pending.is_empty() {
                 tokio::select! {
                     _ = &mut notified => {}
@@ -296,39 +554,41 @@ impl Outbox {
                 }
                 continue;
             }
-            for id in pending {
-                let emission = self.read(&id)?;
-                let mut backoff = Duration::from_millis(100);
-                let mut failures = 0u32;
-                loop {
-                    match sink.deliver(&emission).await {
-                        Ok(()) => {
-                            if failures > 0 {
-                                tracing::info!(sink = %name, entry = %id, failures, "sink recovered");
-                            }
-                            break;
-                        }
-                        Err(SinkError::Permanent(message)) => {
-                            tracing::error!(sink = %name, entry = %id, %message, "sink refused an emission; skipped (the rows stay in the store)");
-                            break;
-                        }
-                        Err(SinkError::Transient(message)) => {
-                            failures += 1;
-                            if failures == 1 || failures.is_power_of_two() {
-                                tracing::warn!(sink = %name, entry = %id, failures, %message, "sink delivery failed; retrying");
-                            }
-                            tokio::select! {
-                                _ = tokio::time::sleep(backoff) => {}
-                                _ = shutdown.changed() => {}
-                            }
-                            if *shutdown.borrow() {
-                                return Ok(());
-                            }
-                            backoff = (backoff * 2).min(max_backoff);
-                        }
+            if pending.len() < batch && !buffer.linger.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(buffer.linger) => {}
+                    _ = shutdown.changed() => {}
+                }
+                pending = self.entries(&self.cursor(&name)?)?;
+            }
+            for ids in pending.chunks(batch) {
+                if self.backfill_pending(&name).is_some() {
+                    break;
+                }
+                let mut emissions = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(e) = self.read(id)? {
+                        emissions.push(e);
                     }
                 }
-                self.store_cursor(&name, &id)?;
+                let last = ids.last().expect("chunk");
+                if !emissions.is_empty()
+                    && !self
+                        .deliver_retrying(
+                            sink.as_ref(),
+                            &emissions,
+                            last,
+                            &mut shutdown,
+                            max_backoff,
+                        )
+                        .await
+                {
+                    return Ok(());
+                }
+                self.store_cursor(&name, last)?;
+                let delivered = emissions.len() as u64;
+                self.inner.metrics.sink(&name, |m| m.delivered += delivered);
+                self.count_buffered()?;
                 self.inner.delivered.notify_waiters();
                 self.collect_garbage()?;
                 if *shutdown.borrow() {

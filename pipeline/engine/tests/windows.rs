@@ -208,12 +208,19 @@ async fn sinks_see_first_and_corrected_emissions_after_failing_for_a_while() {
         log: log.clone(),
         fail_first: std::sync::atomic::AtomicUsize::new(3),
     });
-    let outbox = Outbox::open(tmp.path(), &["recorder".to_string()], 100).unwrap();
+    let outbox = Outbox::open(
+        tmp.path(),
+        &[("recorder".to_string(), Default::default())],
+        100,
+        Default::default(),
+    )
+    .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(outbox.clone().deliver_to(
         recorder.clone(),
         stop_rx,
         std::time::Duration::from_millis(20),
+        None,
     ));
     let mut engine = Engine::open_with(
         tmp.path(),
