@@ -377,20 +377,35 @@ impl InfluxSink {
         .await
     }
 
-    /// Writes `lines`; returns the lines the server refused, with its
-    /// message. `Err` only for a transient failure (retry the whole).
+    /// Writes `lines`, up to `CONCURRENT_REQUESTS` requests at a time
+    /// (requests never share a series and timestamp: see [`last_per_point`]);
+    /// returns the lines the server refused, with its message. `Err` only
+    /// for a transient failure (retry the whole).
     async fn write_lines(
         &self,
         lines: &[String],
     ) -> std::result::Result<Vec<(usize, String)>, SinkError> {
+        use futures::StreamExt;
+        let n = self.cfg.batch_lines;
+        let ranges: Vec<(usize, usize)> = (0..lines.len())
+            .step_by(n)
+            .map(|s| (s, (s + n).min(lines.len())))
+            .collect();
+        let results: Vec<_> = futures::stream::iter(ranges)
+            .map(|(a, b)| async move {
+                let mut refused = Vec::new();
+                self.write_narrowing(lines, a, b, &mut refused)
+                    .await
+                    .map(|()| refused)
+            })
+            .buffer_unordered(CONCURRENT_REQUESTS)
+            .collect()
+            .await;
         let mut refused = Vec::new();
-        let mut start = 0;
-        while start < lines.len() {
-            let end = (start + self.cfg.batch_lines).min(lines.len());
-            self.write_narrowing(lines, start, end, &mut refused)
-                .await?;
-            start = end;
+        for r in results {
+            refused.extend(r?);
         }
+        refused.sort_by_key(|(i, _)| *i);
         let mut c = self.counters.lock().expect("counters");
         c.0 += (lines.len() - refused.len()) as u64;
         c.1 += refused.len() as u64;
@@ -561,6 +576,47 @@ impl InfluxSink {
     }
 }
 
+/// Requests in flight at once.
+const CONCURRENT_REQUESTS: usize = 2;
+
+/// Keeps, of lines for the same point (series and timestamp), only the
+/// last: a window emitted twice in one delivery (first result, then a
+/// correction) is written once with its newest values, and requests that
+/// run concurrently never race on one point.
+pub fn last_per_point(lines: Vec<String>) -> Vec<String> {
+    fn point_key(line: &str) -> (&str, &str) {
+        // The series is everything before the first unescaped space; the
+        // timestamp follows the last space.
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'\\' => i += 2,
+                b' ' => break,
+                _ => i += 1,
+            }
+        }
+        let series = &line[..i.min(line.len())];
+        let ts = line.rsplit_once(' ').map_or("", |(_, ts)| ts);
+        (series, ts)
+    }
+    let mut last: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        last.insert(point_key(l), i);
+    }
+    if last.len() == lines.len() {
+        return lines;
+    }
+    let keep: std::collections::HashSet<usize> = last.into_values().collect();
+    lines
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, l)| l)
+        .collect()
+}
+
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a dyn datafusion::arrow::array::Array> {
     b.column_by_name(name).map(|c| c.as_ref())
 }
@@ -726,7 +782,8 @@ impl Sink for InfluxSink {
         let Some(last) = emissions.last() else {
             return Ok(());
         };
-        self.write_all(&last.id, &last.id, lines).await
+        self.write_all(&last.id, &last.id, last_per_point(lines))
+            .await
     }
 
     fn buffer(&self) -> Buffer {
@@ -799,6 +856,24 @@ mod tests {
         assert_eq!(
             c.write_url(),
             "http://h:8086/influx/api/v3/write_lp?db=finopsia&precision=microsecond"
+        );
+    }
+
+    #[test]
+    fn only_the_last_line_of_a_point_is_kept() {
+        let lines = vec![
+            "m,a=x\\ y f=1i 10".to_string(),
+            "m,a=x\\ y f=2i 20".to_string(),
+            "m,a=z f=3i 10".to_string(),
+            "m,a=x\\ y f=4i,s=\"a b\" 10".to_string(),
+        ];
+        assert_eq!(
+            last_per_point(lines),
+            vec![
+                "m,a=x\\ y f=2i 20".to_string(),
+                "m,a=z f=3i 10".to_string(),
+                "m,a=x\\ y f=4i,s=\"a b\" 10".to_string(),
+            ]
         );
     }
 
