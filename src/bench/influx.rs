@@ -82,13 +82,7 @@ fn start_influxd(bin: &Path, dir: &Path) -> Result<(Server, String)> {
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
     let server = Server(child);
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(30) {
-            anyhow::bail!("influxd did not start on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    super::wait_port(port, "influxd")?;
     Ok((server, format!("http://127.0.0.1:{port}")))
 }
 

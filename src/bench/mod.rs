@@ -48,3 +48,15 @@ pub fn find_binary(
         })
         .ok_or_else(|| anyhow::anyhow!("{name} not found: {hint}"))
 }
+
+/// Waits up to 30 s for a server to listen on 127.0.0.1:`port`.
+pub fn wait_port(port: u16, what: &str) -> Result<()> {
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            anyhow::bail!("{what} did not start on port {port}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}

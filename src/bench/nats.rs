@@ -53,13 +53,7 @@ fn start_server(bin: &Path, dir: &Path) -> Result<(Server, String)> {
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
     let server = Server(child);
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(20) {
-            anyhow::bail!("nats-server did not start on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    super::wait_port(port, "nats-server")?;
     Ok((server, format!("nats://127.0.0.1:{port}")))
 }
 

@@ -236,14 +236,4 @@ impl Drop for Victoria {
     }
 }
 
-pub fn enc(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use finopsia_connectors::influx::urlencode as enc;

@@ -216,7 +216,8 @@ impl InfluxConfig {
     }
 }
 
-fn urlencode(text: &str) -> String {
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub fn urlencode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -528,14 +529,14 @@ impl InfluxSink {
         };
         let mut lines = Vec::new();
         for b in read("SELECT * FROM forecasts_latest").await? {
-            forecast_points(&b, self.precision, &mut lines);
+            FORECAST.lines(&b, self.precision, &mut lines);
         }
         for b in read("SELECT * FROM runway").await? {
-            runway_points(&b, self.precision, &mut lines);
+            RUNWAY.lines(&b, self.precision, &mut lines);
         }
         if let Ok(batches) = ctx.store.query("SELECT * FROM recurring").await {
             for b in batches {
-                recurring_points(&b, self.precision, &mut lines);
+                RECURRING.lines(&b, self.precision, &mut lines);
             }
         }
         Ok(Some((run, lines)))
@@ -633,132 +634,99 @@ fn nanos(b: &RecordBatch, name: &str, row: usize) -> Option<i64> {
     col(b, name).and_then(|c| lp::cell_nanos(c, row))
 }
 
-fn add_tags(p: &mut Point, b: &RecordBatch, row: usize, tags: &[(&str, &str)]) {
-    for (tag, column) in tags {
-        if let Some(v) = text(b, column, row) {
-            p.tag(tag, &v);
+/// How rows of a store table become points: measurement, the timestamp
+/// column, (tag, column) and (field, column) pairs.
+pub struct Mapping {
+    pub measurement: &'static str,
+    pub time: &'static str,
+    pub tags: &'static [(&'static str, &'static str)],
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+impl Mapping {
+    /// Appends one line per row with a timestamp and a field.
+    pub fn lines(&self, b: &RecordBatch, precision: Precision, out: &mut Vec<String>) {
+        for row in 0..b.num_rows() {
+            let Some(ts) = nanos(b, self.time, row) else {
+                continue;
+            };
+            let mut p = Point::default();
+            for (tag, column) in self.tags {
+                if let Some(v) = text(b, column, row) {
+                    p.tag(tag, &v);
+                }
+            }
+            for (field, column) in self.fields {
+                if let Some(v) = value(b, column, row) {
+                    p.field(field, v);
+                }
+            }
+            out.extend(p.line(self.measurement, precision.from_nanos(ts)));
         }
     }
 }
 
-fn add_fields(p: &mut Point, b: &RecordBatch, row: usize, fields: &[(&str, &str)]) {
-    for (field, column) in fields {
-        if let Some(v) = value(b, column, row) {
-            p.field(field, v);
-        }
-    }
-}
+/// `forecast` (from `forecasts_latest`): timestamp = the forecast day.
+pub const FORECAST: Mapping = Mapping {
+    measurement: "forecast",
+    time: "ds",
+    tags: &[
+        ("series", "series_id"),
+        ("kind", "kind"),
+        ("currency", "currency"),
+        ("subject", "subject"),
+        ("model", "model"),
+    ],
+    fields: &[
+        ("yhat", "yhat"),
+        ("lower", "yhat_lower"),
+        ("upper", "yhat_upper"),
+        ("run_id", "run_id"),
+    ],
+};
 
-/// `forecast`: tags series, kind, currency, subject, model; fields yhat,
-/// lower, upper, run_id; timestamp = the forecast day (midnight UTC).
-pub fn forecast_points(b: &RecordBatch, precision: Precision, out: &mut Vec<String>) {
-    for row in 0..b.num_rows() {
-        let Some(ts) = nanos(b, "ds", row) else {
-            continue;
-        };
-        let mut p = Point::default();
-        add_tags(
-            &mut p,
-            b,
-            row,
-            &[
-                ("series", "series_id"),
-                ("kind", "kind"),
-                ("currency", "currency"),
-                ("subject", "subject"),
-                ("model", "model"),
-            ],
-        );
-        add_fields(
-            &mut p,
-            b,
-            row,
-            &[
-                ("yhat", "yhat"),
-                ("lower", "yhat_lower"),
-                ("upper", "yhat_upper"),
-                ("run_id", "run_id"),
-            ],
-        );
-        out.extend(p.line("forecast", precision.from_nanos(ts)));
-    }
-}
-
-/// `runway`: tags series, currency, account; fields last_balance,
-/// lowest_balance, runway_threshold, lowest_date, below_threshold_date,
-/// lower_below_threshold_date (dates as `YYYY-MM-DD` text), status;
+/// `runway` (from the `runway` view): dates as `YYYY-MM-DD` text;
 /// timestamp = the day the forecast starts from (`as_of`).
-pub fn runway_points(b: &RecordBatch, precision: Precision, out: &mut Vec<String>) {
-    for row in 0..b.num_rows() {
-        let Some(ts) = nanos(b, "as_of", row) else {
-            continue;
-        };
-        let mut p = Point::default();
-        add_tags(
-            &mut p,
-            b,
-            row,
-            &[
-                ("series", "series_id"),
-                ("currency", "currency"),
-                ("account", "account_id"),
-            ],
-        );
-        add_fields(
-            &mut p,
-            b,
-            row,
-            &[
-                ("last_balance", "last_balance"),
-                ("lowest_balance", "lowest_balance"),
-                ("runway_threshold", "runway_threshold"),
-                ("lowest_date", "lowest_date"),
-                ("below_threshold_date", "below_threshold_date"),
-                ("lower_below_threshold_date", "lower_below_threshold_date"),
-                ("status", "status"),
-                ("model", "model"),
-            ],
-        );
-        out.extend(p.line("runway", precision.from_nanos(ts)));
-    }
-}
+pub const RUNWAY: Mapping = Mapping {
+    measurement: "runway",
+    time: "as_of",
+    tags: &[
+        ("series", "series_id"),
+        ("currency", "currency"),
+        ("account", "account_id"),
+    ],
+    fields: &[
+        ("last_balance", "last_balance"),
+        ("lowest_balance", "lowest_balance"),
+        ("runway_threshold", "runway_threshold"),
+        ("lowest_date", "lowest_date"),
+        ("below_threshold_date", "below_threshold_date"),
+        ("lower_below_threshold_date", "lower_below_threshold_date"),
+        ("status", "status"),
+        ("model", "model"),
+    ],
+};
 
-/// `recurring`: tags account, currency, key, category, direction, cadence;
-/// fields amount, day_of_month, occurrences, last_date; timestamp = the
-/// next expected date.
-pub fn recurring_points(b: &RecordBatch, precision: Precision, out: &mut Vec<String>) {
-    for row in 0..b.num_rows() {
-        let Some(ts) = nanos(b, "next_expected", row) else {
-            continue;
-        };
-        let mut p = Point::default();
-        add_tags(
-            &mut p,
-            b,
-            row,
-            &[
-                ("account", "account_id"),
-                ("currency", "currency"),
-                ("key", "key"),
-                ("category", "category"),
-                ("direction", "direction"),
-                ("cadence", "cadence"),
-            ],
-        );
-        add_fields(
-            &mut p,
-            b,
-            row,
-            &[
-                ("amount", "amount"),
-                ("day_of_month", "day_of_month"),
-                ("occurrences", "occurrences"),
-                ("last_date", "last_date"),
-            ],
-        );
-        out.extend(p.line("recurring", precision.from_nanos(ts)));
-    }
-}
+/// `recurring` (from the `recurring` table): timestamp = the next
+/// expected date.
+pub const RECURRING: Mapping = Mapping {
+    measurement: "recurring",
+    time: "next_expected",
+    tags: &[
+        ("account", "account_id"),
+        ("currency", "currency"),
+        ("key", "key"),
+        ("category", "category"),
+        ("direction", "direction"),
+        ("cadence", "cadence"),
+    ],
+    fields: &[
+        ("amount", "amount"),
+        ("day_of_month", "day_of_month"),
+        ("occurrences", "occurrences"),
+        ("last_date", "last_date"),
+    ],
+};
 
 #[async_trait::async_trait]
 impl Sink for InfluxSink {
