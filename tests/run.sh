@@ -34,11 +34,17 @@ export FINOPSIA_TEST_NATS_SERVER="$PYENV/bin/nats-server"
 # influxdb 1.6.7 and victoria-metrics; the tests start them on 127.0.0.1),
 # docker-compose 1.29 to validate docker-compose.yml (no engine needed),
 # in one apt run.
+# (curl: the InfluxDB tests and `finopsia bench influx` drive influxd with it.)
 if ! command -v influxd >/dev/null 2>&1 || ! command -v victoria-metrics >/dev/null 2>&1 \
-    || ! command -v docker-compose >/dev/null 2>&1; then
-    echo "== apt: influxdb, victoria-metrics, docker-compose"
+    || ! command -v docker-compose >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+    echo "== apt: influxdb, victoria-metrics, docker-compose, curl"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb victoria-metrics docker-compose >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb victoria-metrics docker-compose curl >/dev/null
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    echo "== apt: nodejs, npm (dashboard schema check)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 influxd version
 
