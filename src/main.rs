@@ -440,10 +440,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             let src = FileSource::new(&source, &files, format, preset, config.bounds()?)?;
             let _lock = WriterLock::acquire(&config.data_dir, None)?;
-            let mut engine = Engine::open(
+            // With sinks configured, the emissions wait in their outbox for
+            // the service (which delivers them at its next start).
+            let mut engine = Engine::open_with(
                 &config.data_dir,
                 &config.engine,
                 service::load_queries(&config)?,
+                service::writer_outbox(&config)?,
             )
             .await?;
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -10,7 +10,6 @@
 //! pending, flushes the windows and gives the sinks a moment to catch up
 //! (what they have not delivered waits in the outbox for the next start).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +22,6 @@ use finopsia_connectors::influx::SinkContext;
 use finopsia_connectors::registry::{self, BuildContext};
 use finopsia_core::input::{Format, Preset};
 use finopsia_core::sink::{Buffer, Metrics, Sink, StoreReader, SyncContext};
-use finopsia_core::Counts;
 use finopsia_engine::import::{run_source, ImportReport};
 use finopsia_engine::outbox::Outbox;
 use finopsia_engine::runtime::{self, Reopen, Statuses};
@@ -53,6 +51,29 @@ pub async fn preload_sample(engine: &mut Engine, config: &Config) -> Result<Impo
     let preset = Preset::builtin("finopsia-seed").expect("built-in preset");
     let source = FileSource::single(SAMPLE_SOURCE, &path, Format::Csv, preset, config.bounds()?)?;
     Ok(run_source(engine, Box::new(source), config.engine.batch_rows, false).await?)
+}
+
+/// The outbox of the configured sinks for a writer that delivers nothing
+/// itself (`finopsia import`): its emissions wait there for `finopsia
+/// run`. `None` without sinks.
+pub fn writer_outbox(config: &Config) -> Result<Option<Outbox>> {
+    let ctx = SinkContext {
+        data_dir: config.data_dir.clone(),
+        quarantine: None,
+    };
+    let sinks = registry::build_sinks(&config.sinks, &ctx)?;
+    if sinks.is_empty() {
+        return Ok(None);
+    }
+    let buffers: Vec<(String, Buffer)> = sinks
+        .iter()
+        .map(|s| (s.name().to_string(), s.buffer()))
+        .collect();
+    Ok(Some(Outbox::open_writer(
+        &config.data_dir,
+        &buffers,
+        config.sink_queue,
+    )?))
 }
 
 /// Opens the engine (with the outbox, if any).
@@ -185,6 +206,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     let forecasts = tokio::spawn(forecast_loop(
         config.clone(),
         new_data.clone(),
+        metrics.clone(),
         jobs_stopped,
     ));
 
@@ -220,14 +242,13 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     let on_commit = {
         let new_data = new_data.clone();
         let metrics = metrics.clone();
-        Box::new(
-            move |counts: &BTreeMap<String, Counts>, _: &BTreeMap<String, _>| {
-                metrics.batch(counts);
-                if counts.values().any(|c| c.accepted > 0) {
-                    new_data.notify_one();
-                }
-            },
-        )
+        Box::new(move |info: &runtime::CommitInfo<'_>| {
+            metrics.batch(info.counts);
+            metrics.event_time(info.watermark, info.max_event_time, info.elapsed);
+            if info.counts.values().any(|c| c.accepted > 0) {
+                new_data.notify_one();
+            }
+        })
     };
     let statuses = Statuses::default();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -278,12 +299,20 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     Ok(())
 }
 
+/// The forecast refresh's name in the job metrics.
+pub const FORECAST_JOB: &str = "forecast_refresh";
+
 /// Forecast refreshes in the background: at start-up, every
 /// `forecast.refresh_interval`, and once `forecast.refresh_debounce` has
 /// passed after new data (series whose data did not change are not refit).
 /// One refresh at a time; `refresh_interval = 0` turns this off. A refresh
 /// running at shutdown is finished (its commit is atomic either way).
-async fn forecast_loop(config: Config, new_data: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+async fn forecast_loop(
+    config: Config,
+    new_data: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
     let every = config.forecast.refresh_interval();
     let debounce = config.forecast.refresh_debounce();
     if every.is_zero() {
@@ -308,11 +337,15 @@ async fn forecast_loop(config: Config, new_data: Arc<Notify>, mut stop: watch::R
         {
             last = Some(now);
             dirty_since = None;
+            metrics.job_started(FORECAST_JOB);
             match finopsia_ops::forecasts::refresh(&config.data_dir, &config.forecast, false, false)
                 .await
             {
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "forecast refresh failed"),
+                Ok(_) => metrics.job_finished(FORECAST_JOB, Ok(())),
+                Err(error) => {
+                    tracing::error!(%error, "forecast refresh failed");
+                    metrics.job_finished(FORECAST_JOB, Err(error.to_string()));
+                }
             }
         }
         tokio::select! {

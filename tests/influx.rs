@@ -148,17 +148,21 @@ fn window_tables_forecasts_and_runway_read_back_exactly() {
     let data = tmp.path().join("data");
     let influx = Influxd::start(DB);
     let vm = Victoria::start();
-    let config = write_config(
-        tmp.path(),
-        &sink_config(
-            &influx.url,
-            &format!(
-                "[sinks.vm]\ntype = \"influxdb\"\napi = \"v2\"\nurl = \"{}\"\norg = \"acme\"\nbucket = \"cash\"\n\
-                 token = \"secret-token\"\nflush_interval = \"50ms\"\nsync_interval = \"0\"\n",
-                vm.url
-            ),
+    // A forecast refresh at start-up (and no other during the test), so
+    // that the job metrics have a run to show.
+    let body = sink_config(
+        &influx.url,
+        &format!(
+            "[sinks.vm]\ntype = \"influxdb\"\napi = \"v2\"\nurl = \"{}\"\norg = \"acme\"\nbucket = \"cash\"\n\
+             token = \"secret-token\"\nflush_interval = \"50ms\"\nsync_interval = \"0\"\n",
+            vm.url
         ),
+    )
+    .replace(
+        "refresh_interval = \"0\"",
+        "refresh_interval = \"1h\"\nrefresh_debounce = \"1h\"",
     );
+    let config = write_config(tmp.path(), &body);
     // History first: the sample, and a forecast refresh over it.
     let sample = tmp.path().join("sample.csv");
     std::fs::write(&sample, finopsia_core::SAMPLE_CSV).unwrap();
@@ -256,6 +260,27 @@ fn window_tables_forecasts_and_runway_read_back_exactly() {
             .collect::<Vec<_>>()
     );
     assert_eq!(count(&data, "SELECT COUNT(*) AS n FROM quarantine"), 0);
+
+    // Pipeline metrics: the start-up forecast refresh as a job, the
+    // watermark and event-time lag of the last commit. (After this the
+    // refresh is done, so forecasts_latest no longer changes.)
+    wait_for(
+        "job and event-time metrics",
+        Duration::from_secs(180),
+        || {
+            let jobs = influx.rows(DB, "finopsia_job");
+            let pipeline = influx.rows(DB, "finopsia_pipeline");
+            jobs.iter().any(|r| {
+                r["job"] == "forecast_refresh"
+                    && r["status"] == "ok"
+                    && r["runs"].as_i64() >= Some(1)
+            }) && pipeline.iter().any(|r| {
+                r["watermark_delay_s"].as_f64().is_some_and(|d| d > 0.0)
+                    && r["event_lag_s"].as_f64().is_some_and(|d| d > 0.0)
+                    && r["last_batch_ms"].as_i64().is_some()
+            })
+        },
+    );
 
     // The latest forecast of every series, and the runway.
     let forecasts = query(
@@ -377,6 +402,100 @@ fn window_tables_forecasts_and_runway_read_back_exactly() {
         std::thread::sleep(Duration::from_millis(300));
     }
     service.stop();
+
+    // `finopsia import` while the service is down, with the sinks
+    // configured: its emissions wait in the outbox for the next start.
+    let later: Vec<String> = (0..12)
+        .map(|i| {
+            row(
+                &format!("cli{i}"),
+                &format!("acc-{}", i % 3),
+                (i as i64 - 4) * 2_500,
+                &format!("2025-10-{:02}", 1 + i % 6),
+                "Supplies",
+            )
+        })
+        .collect();
+    let later_file = tmp.path().join("later.csv");
+    std::fs::write(&later_file, format!("{HEADER}\n{}\n", later.join("\n"))).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["import", "--json", "--data-dir", data.to_str().unwrap()])
+        .arg(&later_file)
+        .env("FINOPSIA_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let waiting = std::fs::read_dir(data.join("state/outbox"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".arrow"))
+        .count();
+    assert!(waiting > 0, "the import's emissions wait in the outbox");
+    // A window table the user adds with a query file reaches InfluxDB
+    // under its own name, with every row.
+    let queries = queries_dir(
+        tmp.path(),
+        &[(
+            "account_weekly.sql",
+            "INSERT INTO account_weekly SELECT tumble(interval '7 days') AS window, account_id, currency, \
+             SUM(amount_minor) AS net_minor, COUNT(*) AS tx_count, MAX(amount_minor) AS largest_minor \
+             FROM transactions GROUP BY window, account_id, currency",
+        )],
+    );
+    let config = write_config(
+        tmp.path(),
+        &format!("queries_dir = \"{}\"\n{body}", queries.display()),
+    );
+    let service = Service::start(&data, &config, &[]);
+    wait_equal(
+        "a CLI import made while the service was down",
+        &data,
+        &influx,
+    );
+    type Weekly = BTreeMap<(i64, String, String), (i64, i64, i64)>;
+    let weekly_table: Weekly = query(
+        &data,
+        "SELECT CAST(to_unixtime(window_start) AS BIGINT) AS ws, account_id, currency, net_minor, tx_count, largest_minor FROM account_weekly",
+    )
+    .iter()
+    .map(|r| {
+        (
+            (int(r, "ws"), text(r, "account_id").to_string(), text(r, "currency").to_string()),
+            (int(r, "net_minor"), int(r, "tx_count"), int(r, "largest_minor")),
+        )
+    })
+    .collect();
+    assert!(
+        weekly_table.len() > 50,
+        "{} weekly rows",
+        weekly_table.len()
+    );
+    let weekly_influx = || -> Weekly {
+        influx
+            .rows(DB, "account_weekly")
+            .iter()
+            .map(|r| {
+                (
+                    (int(r, "time"), tag(r, "account_id"), tag(r, "currency")),
+                    (
+                        int(r, "net_minor"),
+                        int(r, "tx_count"),
+                        int(r, "largest_minor"),
+                    ),
+                )
+            })
+            .collect()
+    };
+    wait_for(
+        "account_weekly in InfluxDB",
+        Duration::from_secs(60),
+        || weekly_influx() == weekly_table,
+    );
+    service.stop();
 }
 
 /// InfluxDB stopped while finopsia is killed with SIGKILL with points
@@ -451,6 +570,52 @@ fn influxdb_outages_and_a_kill9_with_points_buffered_lose_nothing() {
     service.wait_for_log("backfill done");
     wait_equal("after the overflow", &data, &influx);
     assert_windows_match_batch(&data);
+    service.stop();
+}
+
+/// https: a server whose certificate the system does not trust is refused
+/// (the log says why, the emissions wait in the outbox); with its CA in
+/// `ca_file`, everything buffered is delivered.
+#[test]
+fn https_needs_a_trusted_certificate_and_then_delivers_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let inbox = data.join("inbox");
+    let influx = Influxd::start_tls(DB);
+    assert!(influx.url.starts_with("https://"), "{}", influx.url);
+    let ca = influx.ca.clone().expect("a CA");
+    let rows: Vec<String> = (0..30)
+        .map(|i| {
+            row(
+                &format!("t{i}"),
+                &format!("acc-{}", i % 2),
+                (i as i64 - 10) * 1_234,
+                &format!("2025-08-{:02}", 1 + i % 9),
+                "fees",
+            )
+        })
+        .collect();
+    // 1. Without the CA: refused, nothing written, the reason logged.
+    let config = write_config(tmp.path(), &sink_config(&influx.url, ""));
+    let mut service = Service::start(&data, &config, &[]);
+    service.wait_for_log("watching inbox");
+    drop_file(&inbox, "t.csv", &format!("{HEADER}\n{}\n", rows.join("\n")));
+    service.wait_for_log("sink delivery failed; retrying");
+    let log = service.log();
+    assert!(
+        log.to_lowercase().contains("certificate"),
+        "the log says the certificate is the problem:\n{log}"
+    );
+    assert!(influx.rows(DB, "cashflow_daily").is_empty());
+    service.stop();
+    // 2. With the CA: what waited in the outbox arrives.
+    let config = write_config(
+        tmp.path(),
+        &sink_config(&influx.url, &format!("ca_file = \"{}\"\n", ca.display())),
+    );
+    let service = Service::start(&data, &config, &[]);
+    wait_equal("over https with ca_file", &data, &influx);
+    assert_eq!(table_windows(&data).len(), 18, "2 accounts x 9 days");
     service.stop();
 }
 
@@ -607,6 +772,7 @@ fn dashboards_read_data(influx: &Influxd) {
                     .replace("$timeFilter", range)
                     .replace("$__interval", interval)
                     .replace("$scale", "100")
+                    .replace("$period", "30d")
                     .replace("$series", &a_series)
                     .replace("$currency", "NGN")
                     .replace("$account", ".*")

@@ -8,6 +8,29 @@ cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+cargo fmt --manifest-path udfs/arroyo/Cargo.toml --all -- --check
+
+LOG="$(mktemp)"
+BUILD_LOG="$(mktemp)"
+BUILD_PID=""
+cleanup() {
+    if [ -n "$BUILD_PID" ]; then kill "$BUILD_PID" 2>/dev/null || true; fi
+    rm -f "$LOG" "$BUILD_LOG"
+}
+trap cleanup EXIT
+# One build both lints and compiles the tests: clippy-driver compiles the
+# workspace members (lints with -D warnings fail the build), dependencies
+# are compiled once by plain rustc, instead of a separate `cargo clippy`
+# that builds every dependency a second time (check metadata). It runs in
+# the background while the packages below install (it needs none of them).
+export RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+echo "== cargo clippy + build (workspace, all targets, -D warnings), in the background"
+cargo test --workspace --all-targets --no-run >"$BUILD_LOG" 2>&1 &
+BUILD_PID=$!
+
 # Python reference oracles and the training script: PyPI catboost, prophet
 # and pandas in a virtualenv under target/ (reused when already complete).
 PYENV="${FINOPSIA_PYENV:-$PWD/target/pyenv}"
@@ -34,12 +57,17 @@ export FINOPSIA_TEST_NATS_SERVER="$PYENV/bin/nats-server"
 # influxdb 1.6.7 and victoria-metrics; the tests start them on 127.0.0.1),
 # docker-compose 1.29 to validate docker-compose.yml (no engine needed),
 # in one apt run.
-# (curl: the InfluxDB tests and `finopsia bench influx` drive influxd with it.)
+# (curl: the InfluxDB tests and `finopsia bench influx` drive influxd with
+# it; openssl: the https test makes its certificates with it.)
+# --no-install-recommends: docker-compose recommends docker.io, a whole
+# container engine that `docker-compose config` does not need.
 if ! command -v influxd >/dev/null 2>&1 || ! command -v victoria-metrics >/dev/null 2>&1 \
-    || ! command -v docker-compose >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
-    echo "== apt: influxdb, victoria-metrics, docker-compose, curl"
+    || ! command -v docker-compose >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 \
+    || ! command -v openssl >/dev/null 2>&1; then
+    echo "== apt: influxdb, victoria-metrics, docker-compose, curl, openssl"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb victoria-metrics docker-compose curl >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        influxdb victoria-metrics docker-compose curl openssl ca-certificates >/dev/null
 fi
 if ! command -v npm >/dev/null 2>&1; then
     echo "== apt: nodejs, npm (dashboard schema check)"
@@ -54,19 +82,15 @@ echo "== docker-compose config"
 INFLUX_TOKEN=check INFLUX_PASSWORD=check GRAFANA_PASSWORD=check \
     docker-compose -f docker-compose.yml config -q
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-cargo fmt --manifest-path udfs/arroyo/Cargo.toml --all -- --check
-LOG="$(mktemp)"
-trap 'rm -f "$LOG"' EXIT
-# One build both lints and compiles the tests: clippy-driver compiles the
-# workspace members (lints with -D warnings fail the build), dependencies
-# are compiled once by plain rustc, instead of a separate `cargo clippy`
-# that builds every dependency a second time (check metadata).
-export RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
-export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-echo "== cargo clippy + build (workspace, all targets, -D warnings)"
-cargo test --workspace --all-targets --no-run
+echo "== waiting for the build"
+if ! wait "$BUILD_PID"; then
+    BUILD_PID=""
+    grep -v '^ *Compiling ' "$BUILD_LOG" | tail -200
+    echo "build failed"
+    exit 1
+fi
+BUILD_PID=""
+grep -v '^ *Compiling ' "$BUILD_LOG" | tail -5
 echo "== cargo test"
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee -a "$LOG"
 unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS

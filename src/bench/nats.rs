@@ -164,9 +164,10 @@ pub async fn nats_bench(
     let total = (rate * seconds) as usize;
     let on_commit: OnCommit = {
         let (sent, latencies) = (sent.clone(), latencies.clone());
-        Box::new(move |_, positions| {
+        Box::new(move |info| {
             let now = Instant::now();
-            let Some(top) = positions
+            let Some(top) = info
+                .positions
                 .get("bench")
                 .and_then(|p| p["stream_seq"].as_u64())
             else {
@@ -234,9 +235,9 @@ pub async fn nats_bench(
     let committed: Arc<Mutex<u64>> = Arc::default();
     let on_commit: OnCommit = {
         let committed = committed.clone();
-        Box::new(move |counts, _| {
+        Box::new(move |info| {
             let mut c = committed.lock().expect("committed");
-            for v in counts.values() {
+            for v in info.counts.values() {
                 *c += v.accepted + v.duplicates + v.quarantined;
             }
         })

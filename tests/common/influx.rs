@@ -43,29 +43,107 @@ pub struct Influxd {
     child: Option<Child>,
     pub port: u16,
     pub url: String,
+    /// With TLS: the PEM of the CA that signed the server's certificate.
+    pub ca: Option<PathBuf>,
     dir: tempfile::TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Influxd {
     /// Starts a server and creates database `db`.
     pub fn start(db: &str) -> Influxd {
+        Influxd::start_with(db, false)
+    }
+
+    /// Starts a server that serves https only, with a certificate for
+    /// 127.0.0.1 signed by a throw-away CA (`ca`), and creates `db`.
+    pub fn start_tls(db: &str) -> Influxd {
+        Influxd::start_with(db, true)
+    }
+
+    fn start_with(db: &str, tls: bool) -> Influxd {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let rpc = free_port();
         let d = dir.path().display();
+        let https = if tls {
+            let p = dir.path();
+            let days = ["-days", "2"];
+            openssl(
+                p,
+                &[
+                    &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
+                    &["-keyout", "ca.key", "-out", "ca.pem"],
+                    &days,
+                    &["-subj", "/CN=finopsia test CA"],
+                ]
+                .concat(),
+            );
+            openssl(
+                p,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            );
+            std::fs::write(
+                p.join("server.ext"),
+                "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n\
+                 keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(
+                p,
+                &[
+                    &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem"][..],
+                    &["-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem"],
+                    &days,
+                    &["-extfile", "server.ext"],
+                ]
+                .concat(),
+            );
+            format!(
+                "  https-enabled = true\n  https-certificate = \"{d}/server.pem\"\n  \
+                 https-private-key = \"{d}/server.key\"\n"
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
             "reporting-enabled = false\nbind-address = \"127.0.0.1:{rpc}\"\n\
              [meta]\n  dir = \"{d}/meta\"\n\
              [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
              [monitor]\n  store-enabled = false\n\
-             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
+             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n{https}\
              [logging]\n  level = \"warn\"\n"
         );
         std::fs::write(dir.path().join("influxd.conf"), config).unwrap();
+        let scheme = if tls { "https" } else { "http" };
         let mut s = Influxd {
             child: None,
             port,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            ca: tls.then(|| dir.path().join("ca.pem")),
             dir,
         };
         s.resume();
@@ -105,13 +183,23 @@ impl Influxd {
         }
     }
 
+    /// `curl` that trusts this server's CA.
+    fn curl(&self) -> Command {
+        let mut c = Command::new("curl");
+        if let Some(ca) = &self.ca {
+            c.arg("--cacert").arg(ca);
+        }
+        c
+    }
+
     /// Runs InfluxQL; returns the first statement's series.
     pub fn query(&self, q: &str, db: Option<&str>) -> Vec<serde_json::Value> {
         let mut url = format!("{}/query?epoch=s&q={}", self.url, enc(q));
         if let Some(db) = db {
             url.push_str(&format!("&db={}", enc(db)));
         }
-        let out = Command::new("curl")
+        let out = self
+            .curl()
             .args(["-sS", "--fail-with-body", "-XPOST", &url])
             .output()
             .expect("curl");
@@ -155,7 +243,8 @@ impl Influxd {
 
     /// Writes line protocol directly (`/write`).
     pub fn write(&self, db: &str, lines: &str) -> (u16, String) {
-        let out = Command::new("curl")
+        let out = self
+            .curl()
             .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-XPOST"])
             .arg(format!("{}/write?db={}&precision=ns", self.url, enc(db)))
             .arg("--data-binary")

@@ -123,31 +123,118 @@ pub struct SinkCounters {
     pub points: u64,
 }
 
+/// The pipeline after its last committed micro-batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineGauges {
+    /// Wall-clock time of the last commit (ms since the epoch; 0: none).
+    pub last_commit_ms: i64,
+    /// How long the last commit took (ms).
+    pub last_batch_ms: u64,
+    /// Event-time watermark (µs since the epoch).
+    pub watermark_us: Option<i64>,
+    /// Newest event time seen (µs since the epoch).
+    pub max_event_time_us: Option<i64>,
+}
+
+/// Runs of one background job since the service started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounters {
+    pub runs: u64,
+    pub failures: u64,
+    pub running: bool,
+    /// Outcome of the last finished run (`None`: none finished yet).
+    pub last_ok: Option<bool>,
+    /// Start of the last run (ms since the epoch).
+    pub last_start_ms: i64,
+    pub last_duration_ms: u64,
+    /// The last failure's message (kept after later successes).
+    pub last_error: Option<String>,
+}
+
 /// Pipeline counters since the service started, for sinks that report
 /// them (and later `/metrics`).
 #[derive(Debug, Default)]
 pub struct Metrics {
     sources: Mutex<BTreeMap<String, Counts>>,
+    /// Per source: when it last had records committed (ms since the epoch).
+    source_seen_ms: Mutex<BTreeMap<String, i64>>,
     sinks: Mutex<BTreeMap<String, SinkCounters>>,
     batches: Mutex<u64>,
+    pipeline: Mutex<PipelineGauges>,
+    jobs: Mutex<BTreeMap<String, JobCounters>>,
 }
 
 /// A copy of [`Metrics`] at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSnapshot {
     pub sources: BTreeMap<String, Counts>,
+    pub source_seen_ms: BTreeMap<String, i64>,
     pub sinks: BTreeMap<String, SinkCounters>,
     pub batches: u64,
+    pub pipeline: PipelineGauges,
+    pub jobs: BTreeMap<String, JobCounters>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Metrics {
     /// Counts one committed micro-batch.
     pub fn batch(&self, per_source: &BTreeMap<String, Counts>) {
+        let now = now_ms();
         let mut s = self.sources.lock().expect("metrics");
+        let mut seen = self.source_seen_ms.lock().expect("metrics");
         for (name, c) in per_source {
             *s.entry(name.clone()).or_default() += *c;
+            if c.accepted + c.duplicates + c.quarantined > 0 {
+                seen.insert(name.clone(), now);
+            }
         }
         *self.batches.lock().expect("metrics") += 1;
+    }
+
+    /// Records the event time and latency of the last commit.
+    pub fn event_time(
+        &self,
+        watermark_us: Option<i64>,
+        max_event_time_us: Option<i64>,
+        took: Duration,
+    ) {
+        *self.pipeline.lock().expect("metrics") = PipelineGauges {
+            last_commit_ms: now_ms(),
+            last_batch_ms: took.as_millis() as u64,
+            watermark_us,
+            max_event_time_us,
+        };
+    }
+
+    /// A run of job `name` starts.
+    pub fn job_started(&self, name: &str) {
+        let mut jobs = self.jobs.lock().expect("metrics");
+        let j = jobs.entry(name.to_string()).or_default();
+        j.running = true;
+        j.last_start_ms = now_ms();
+    }
+
+    /// A run of job `name` ended with `outcome`.
+    pub fn job_finished(&self, name: &str, outcome: Result<(), String>) {
+        let mut jobs = self.jobs.lock().expect("metrics");
+        let j = jobs.entry(name.to_string()).or_default();
+        j.running = false;
+        j.runs += 1;
+        j.last_duration_ms = (now_ms() - j.last_start_ms).max(0) as u64;
+        match outcome {
+            Ok(()) => j.last_ok = Some(true),
+            Err(e) => {
+                j.failures += 1;
+                j.last_ok = Some(false);
+                j.last_error = Some(e);
+            }
+        }
     }
 
     /// Updates one sink's counters.
@@ -163,8 +250,11 @@ impl Metrics {
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             sources: self.sources.lock().expect("metrics").clone(),
+            source_seen_ms: self.source_seen_ms.lock().expect("metrics").clone(),
             sinks: self.sinks.lock().expect("metrics").clone(),
             batches: *self.batches.lock().expect("metrics"),
+            pipeline: self.pipeline.lock().expect("metrics").clone(),
+            jobs: self.jobs.lock().expect("metrics").clone(),
         }
     }
 }

@@ -556,6 +556,11 @@ impl Engine {
         self.watermark
     }
 
+    /// The newest event time seen (µs since the epoch).
+    pub fn max_event_time(&self) -> Option<i64> {
+        self.max_event_time
+    }
+
     /// Window tables produced by the queries.
     pub fn window_tables(&self) -> Vec<String> {
         self.windows

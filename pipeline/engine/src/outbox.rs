@@ -33,6 +33,12 @@
 //! unchanged). The table rows hold every value the dropped entries
 //! carried, so nothing is lost; a crash during the backfill repeats it.
 //! Each sink has its own task, so one never blocks another.
+//!
+//! A one-shot writer ([`Outbox::open_writer`], used by `finopsia import`)
+//! writes entries the same way (step 1) but delivers nothing: the entries
+//! wait for the service's next start. Since nothing can drain them
+//! meanwhile, a sink that falls its whole buffer behind is marked for a
+//! backfill whatever its `when_full`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -70,6 +76,9 @@ struct Shared {
     written: Notify,
     /// Woken when a sink recorded progress.
     delivered: Notify,
+    /// Whether delivery tasks run beside this writer (`false` for a
+    /// one-shot writer such as `finopsia import`).
+    delivering: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -117,6 +126,29 @@ impl Outbox {
         queue: usize,
         metrics: Arc<Metrics>,
     ) -> Result<Outbox> {
+        Outbox::open_mode(data_dir, sinks, queue, metrics, true)
+    }
+
+    /// Opens the outbox for a writer that runs no delivery task (`finopsia
+    /// import` while the service is down): its emissions wait here for the
+    /// service's next start. No sink can make progress meanwhile, so a
+    /// sink whose buffer fills is marked for a backfill (as a `Backfill`
+    /// sink always is) instead of making the writer wait forever.
+    pub fn open_writer(
+        data_dir: &Path,
+        sinks: &[(String, Buffer)],
+        queue: usize,
+    ) -> Result<Outbox> {
+        Outbox::open_mode(data_dir, sinks, queue, Arc::default(), false)
+    }
+
+    fn open_mode(
+        data_dir: &Path,
+        sinks: &[(String, Buffer)],
+        queue: usize,
+        metrics: Arc<Metrics>,
+        delivering: bool,
+    ) -> Result<Outbox> {
         let state = data_dir.join("state");
         let dir = state.join("outbox");
         let cursors = state.join("sinks");
@@ -139,6 +171,7 @@ impl Outbox {
                 metrics,
                 written: Notify::new(),
                 delivered: Notify::new(),
+                delivering,
             }),
         };
         let newest = outbox.entries("")?.pop().unwrap_or_default();
@@ -286,8 +319,10 @@ impl Outbox {
                     continue;
                 }
                 match s.when_full {
-                    WhenFull::Wait => waiting_for = Some((s.name.clone(), behind, s.capacity)),
-                    WhenFull::Backfill => self.overflow(&s.name, behind, &all, seq)?,
+                    WhenFull::Wait if self.inner.delivering => {
+                        waiting_for = Some((s.name.clone(), behind, s.capacity))
+                    }
+                    _ => self.overflow(&s.name, behind, &all, seq)?,
                 }
             }
             let Some((sink, behind, capacity)) = waiting_for else {

@@ -35,10 +35,25 @@ use crate::error::{Error, Result};
 /// Reopens the engine after a failed commit.
 pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Engine>> + Send>> + Send>;
 
-/// Called after each committed micro-batch with its counts and positions
-/// per source name.
-pub type OnCommit =
-    Box<dyn FnMut(&BTreeMap<String, finopsia_core::Counts>, &BTreeMap<String, Position>) + Send>;
+/// What one committed micro-batch did, for [`OnCommit`].
+#[derive(Debug)]
+pub struct CommitInfo<'a> {
+    /// Counts per source name.
+    pub counts: &'a BTreeMap<String, finopsia_core::Counts>,
+    /// The committed position per source name.
+    pub positions: &'a BTreeMap<String, Position>,
+    /// The engine's last committed micro-batch.
+    pub seq: i64,
+    /// Event-time watermark after the batch (µs since the epoch).
+    pub watermark: Option<i64>,
+    /// Newest event time seen (µs since the epoch).
+    pub max_event_time: Option<i64>,
+    /// How long the commit took.
+    pub elapsed: Duration,
+}
+
+/// Called after each committed micro-batch.
+pub type OnCommit = Box<dyn FnMut(&CommitInfo<'_>) + Send>;
 
 /// The state of one source, for `/ready` and the log.
 #[derive(Debug, Clone, Default)]
@@ -187,7 +202,14 @@ async fn commit(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "micro-batch committed"
             );
-            on_commit(&per_source, &positions);
+            on_commit(&CommitInfo {
+                counts: &per_source,
+                positions: &positions,
+                seq,
+                watermark: engine.watermark(),
+                max_event_time: engine.max_event_time(),
+                elapsed: started.elapsed(),
+            });
             if reopen_after {
                 drop(engine);
                 return Ok(reopen_until_open(reopen, committed).await);

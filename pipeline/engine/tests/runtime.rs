@@ -94,7 +94,7 @@ async fn run_until(
         sources,
         stop_rx,
         reopen(dir.to_path_buf(), c.clone()),
-        Box::new(|_, _| {}),
+        Box::new(|_| {}),
         Statuses::default(),
     );
     tokio::pin!(rt);

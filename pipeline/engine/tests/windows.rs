@@ -272,6 +272,58 @@ async fn sinks_see_first_and_corrected_emissions_after_failing_for_a_while() {
     assert_eq!(left, 0, "outbox emptied after delivery");
 }
 
+/// A writer that delivers nothing itself (`finopsia import` while the
+/// service is down) keeps its emissions in the outbox; when a `Wait` sink's
+/// buffer is full it marks the sink for a backfill instead of waiting
+/// forever for a delivery task that is not running.
+#[tokio::test]
+async fn a_writer_without_delivery_marks_a_full_wait_sink_for_backfill() {
+    use finopsia_core::sink::{Buffer, WhenFull};
+    use finopsia_engine::outbox::Outbox;
+    let tmp = tempfile::tempdir().unwrap();
+    let buffer = Buffer {
+        entries: Some(2),
+        when_full: WhenFull::Wait,
+        ..Buffer::default()
+    };
+    let outbox = Outbox::open_writer(tmp.path(), &[("later".to_string(), buffer)], 100).unwrap();
+    assert_eq!(outbox.backfill_pending("later"), None);
+    let mut engine = Engine::open_with(
+        tmp.path(),
+        &cfg("0"),
+        Queries::builtin().unwrap(),
+        Some(outbox.clone()),
+    )
+    .await
+    .unwrap();
+    let entries = || {
+        std::fs::read_dir(tmp.path().join("state/outbox"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".arrow"))
+            .count()
+    };
+    ingest(&mut engine, &[("a", "1.00", "2024-01-01T10:00:00Z")]).await;
+    ingest(&mut engine, &[("b", "1.00", "2024-01-02T10:00:00Z")]).await;
+    assert!(entries() > 0, "emissions wait in the outbox");
+    assert_eq!(outbox.backfill_pending("later"), None, "not full yet");
+    let more = async {
+        for day in 3..=9 {
+            let id = format!("d{day}");
+            let ts = format!("2024-01-{day:02}T10:00:00Z");
+            ingest(&mut engine, &[(id.as_str(), "1.00", ts.as_str())]).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), more)
+        .await
+        .expect("the writer never waits for a sink nobody delivers to");
+    assert!(
+        outbox.backfill_pending("later").is_some(),
+        "the full sink is marked for a backfill"
+    );
+    assert!(!outbox.all_delivered().unwrap());
+}
+
 /// The engine reads chunk columns by position: a chunk whose schema is not
 /// the incoming one (a source bug) is refused with a clear error, and
 /// nothing is written.

@@ -47,6 +47,9 @@ use lp::{Point, Precision, Value};
 pub struct InfluxConfig {
     /// Base URL (http or https); a path is kept as a prefix.
     pub url: String,
+    /// https: a PEM file of certificates to trust besides the system's
+    /// roots (a private CA or a self-signed server certificate).
+    pub ca_file: Option<PathBuf>,
     /// `v1`, `v2` or `v3`.
     pub api: String,
     /// v1 and v3: the database.
@@ -94,6 +97,7 @@ impl Default for InfluxConfig {
     fn default() -> Self {
         InfluxConfig {
             url: String::new(),
+            ca_file: None,
             api: "v1".into(),
             database: "finopsia".into(),
             retention_policy: String::new(),
@@ -132,9 +136,9 @@ impl InfluxConfig {
                 self.url
             ));
         }
-        if self.url.starts_with("https://") {
+        if self.ca_file.is_some() && !self.url.starts_with("https://") {
             return bad(format!(
-                "{section}.url = {:?}: https is not built into this binary yet; put a TLS proxy in front or use http on a private network",
+                "{section}.ca_file is set but url {:?} is not https",
                 self.url
             ));
         }
@@ -216,6 +220,19 @@ impl InfluxConfig {
     }
 }
 
+/// An error with its causes (reqwest's own message hides why a
+/// connection failed, for example an untrusted certificate).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters kept).
 pub fn urlencode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -271,8 +288,25 @@ impl InfluxSink {
         let section = format!("sinks.{name}");
         cfg.validate(&section)?;
         let timeout = dur(&section, "timeout", &cfg.timeout)?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::Config(format!("{section}.ca_file = {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Config(format!("{section}.ca_file = {}: {e}", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Config(format!(
+                    "{section}.ca_file = {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| Error::Config(format!("{section}: {e}")))?;
         let sync = dur(&section, "sync_interval", &cfg.sync_interval)?;
@@ -320,7 +354,12 @@ impl InfluxSink {
         }
         let resp = match req.body(payload).send().await {
             Ok(r) => r,
-            Err(e) => return Err((Failure::Transient(format!("POST {}: {e}", self.url)), None)),
+            Err(e) => {
+                return Err((
+                    Failure::Transient(format!("POST {}: {}", self.url, error_chain(&e))),
+                    None,
+                ))
+            }
         };
         let status = resp.status();
         if status.is_success() {
@@ -545,6 +584,8 @@ impl InfluxSink {
     fn metric_lines(&self, ctx: &SyncContext<'_>) -> Vec<String> {
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
         let ts = self.precision.from_nanos(now);
+        let now_ms = now / 1_000_000;
+        let secs_since = |ms: i64| Value::Float((now_ms - ms) as f64 / 1000.0);
         let m = &ctx.metrics;
         let mut lines = Vec::new();
         for (source, c) in &m.sources {
@@ -553,6 +594,9 @@ impl InfluxSink {
                 .field("accepted", Value::Int(c.accepted as i64))
                 .field("quarantined", Value::Int(c.quarantined as i64))
                 .field("duplicates", Value::Int(c.duplicates as i64));
+            if let Some(seen) = m.source_seen_ms.get(source) {
+                p.field("idle_s", secs_since(*seen));
+            }
             lines.extend(p.line("finopsia_source", ts));
         }
         for (sink, c) in &m.sinks {
@@ -572,7 +616,40 @@ impl InfluxSink {
         }
         let mut p = Point::default();
         p.field("batches", Value::Int(m.batches as i64));
+        let g = &m.pipeline;
+        if g.last_commit_ms > 0 {
+            p.field("last_batch_ms", Value::Int(g.last_batch_ms as i64))
+                .field("since_commit_s", secs_since(g.last_commit_ms));
+        }
+        if let Some(w) = g.watermark_us {
+            p.field("watermark", Value::Int(w / 1000))
+                .field("watermark_delay_s", secs_since(w / 1000));
+        }
+        if let Some(t) = g.max_event_time_us {
+            p.field("max_event_time", Value::Int(t / 1000))
+                .field("event_lag_s", secs_since(t / 1000));
+        }
         lines.extend(p.line("finopsia_pipeline", ts));
+        for (job, j) in &m.jobs {
+            let status = match (j.running, j.last_ok) {
+                (true, _) => "running",
+                (false, Some(true)) => "ok",
+                (false, Some(false)) => "failed",
+                (false, None) => "never",
+            };
+            let mut p = Point::default();
+            p.tag("job", job)
+                .field("status", Value::Str(status.into()))
+                .field("ok", Value::Int(i64::from(j.last_ok != Some(false))))
+                .field("runs", Value::Int(j.runs as i64))
+                .field("failures", Value::Int(j.failures as i64))
+                .field("last_duration_ms", Value::Int(j.last_duration_ms as i64))
+                .field("last_start", Value::Int(j.last_start_ms));
+            if let Some(e) = &j.last_error {
+                p.field("last_error", Value::Str(e.clone()));
+            }
+            lines.extend(p.line("finopsia_job", ts));
+        }
         lines
     }
 }
