@@ -14,6 +14,7 @@ use finopsia_core::input::Preset;
 use finopsia_core::limits::{Bounds, Limits};
 use finopsia_engine::EngineConfig;
 use finopsia_ops::{ForecastConfig, TrainConfig};
+use finopsia_serve::HttpConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,8 @@ pub struct Config {
     pub log: LogConfig,
     pub train: TrainConfig,
     pub forecast: ForecastConfig,
+    /// The REST API served by `finopsia run`.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             log: LogConfig::default(),
             train: TrainConfig::default(),
             forecast: ForecastConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ impl Config {
             return Err(error!("configuration: train.iterations must be at least 1"));
         }
         self.forecast.validate()?;
+        self.http.validate()?;
         for (name, preset) in &self.presets {
             preset.validate(name)?;
         }

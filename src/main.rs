@@ -89,6 +89,16 @@ enum Command {
         sample: bool,
         #[arg(long)]
         queries: Option<PathBuf>,
+        /// Serve the REST API on HOST:PORT (default: http.addr, 127.0.0.1:8080).
+        #[arg(long)]
+        http_addr: Option<String>,
+    },
+    /// API tokens for the REST API (roles read, ingest, admin); stored as
+    /// SHA-256 hashes in <data_dir>/state/tokens.json. A running service
+    /// sees changes at once.
+    Token {
+        #[command(subcommand)]
+        what: TokenCommand,
     },
     /// Whether a service runs on the data directory (exit 0) or not (exit 1),
     /// with its last micro-batch and each sink's buffered entries and
@@ -210,6 +220,37 @@ enum ModelCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         version: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it, alone on standard output, once (only its
+    /// hash is kept).
+    Create {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// read (every GET), ingest (read + ingest, corrections), admin (everything).
+        #[arg(long)]
+        role: String,
+        /// A name to tell tokens apart (default: the role).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (id, name, role, created, revoked); never the tokens.
+    List {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; the service refuses it from the next request.
+    Revoke {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The token's id (tok_…), from `finopsia token list`.
+        id: String,
     },
 }
 
@@ -392,6 +433,66 @@ fn forecast_file(
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
+fn token(what: TokenCommand, config: &Config) -> anyhow::Result<()> {
+    use finopsia_serve::{Role, TokenStore};
+    let dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.data_dir.clone());
+    match what {
+        TokenCommand::Create {
+            data_dir,
+            role,
+            name,
+        } => {
+            let role = Role::parse(&role)?;
+            let (record, token) = TokenStore::open(&dir(data_dir)).create(role, name.as_deref())?;
+            eprintln!(
+                "created token {} ({}, role {}); it is shown once:",
+                record.id,
+                record.name,
+                record.role.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List { data_dir, json } => {
+            let list = TokenStore::open(&dir(data_dir)).list()?;
+            if json {
+                let v: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({"id": t.id, "name": t.name, "role": t.role.as_str(),
+                            "created_at": t.created_at, "revoked_at": t.revoked_at})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!(
+                    "{:<17} {:<7} {:<21} {:<21} name",
+                    "id", "role", "created", "revoked"
+                );
+                for t in list {
+                    println!(
+                        "{:<17} {:<7} {:<21} {:<21} {}",
+                        t.id,
+                        t.role.as_str(),
+                        t.created_at,
+                        t.revoked_at.as_deref().unwrap_or("-"),
+                        t.name
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { data_dir, id } => {
+            let t = TokenStore::open(&dir(data_dir)).revoke(&id)?;
+            println!(
+                "revoked {} ({}) at {}",
+                t.id,
+                t.name,
+                t.revoked_at.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -494,6 +595,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             sample,
             queries,
+            http_addr,
         } => {
             if let Some(d) = data_dir {
                 config.data_dir = d;
@@ -501,8 +603,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if queries.is_some() {
                 config.queries_dir = queries;
             }
+            if let Some(addr) = http_addr {
+                config.http.addr = addr;
+                config.http.validate()?;
+            }
             service::run(config, sample, shutdown_signal()).await?;
         }
+        Command::Token { what } => token(what, &config)?,
         Command::Status { data_dir, json } => {
             let data_dir = data_dir.unwrap_or(config.data_dir);
             let status = service::status(&data_dir)?;
@@ -912,5 +1019,26 @@ mod tests {
             seen > 0,
             "quick-xml is expected in the lockfile (object_store)"
         );
+    }
+
+    /// RUSTSEC-2026-0258: h2 0.3 comes with actix-web's `http2` feature,
+    /// which the REST API does not use.
+    #[test]
+    fn lockfile_has_no_h2_0_3() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+            .expect("Cargo.lock");
+        let mut lines = lock.lines();
+        let mut actix = false;
+        while let Some(line) = lines.next() {
+            actix |= line == "name = \"actix-web\"";
+            if line == "name = \"h2\"" {
+                let version = lines.next().unwrap_or_default();
+                assert!(
+                    !version.contains("\"0.3."),
+                    "h2 {version} in Cargo.lock (RUSTSEC-2026-0258)"
+                );
+            }
+        }
+        assert!(actix, "actix-web is expected in the lockfile (REST API)");
     }
 }

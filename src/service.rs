@@ -33,6 +33,9 @@ use tokio::sync::{watch, Notify};
 use crate::config::Config;
 
 pub const SAMPLE_SOURCE: &str = "sample";
+/// The source name of records ingested through the REST API (unless a
+/// request names another).
+pub const HTTP_SOURCE: &str = "http";
 
 /// Loads the configured queries (directory or built-in).
 pub fn load_queries(config: &Config) -> Result<Queries> {
@@ -226,6 +229,18 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     if outbox.is_some() {
         sources.push(Box::new(rejects_source));
     }
+    let ingest_slot = Arc::new(finopsia_serve::FeedSlot::default());
+    if config.http.enabled {
+        if config.sources.contains_key(HTTP_SOURCE) || config.inbox.source == HTTP_SOURCE {
+            anyhow::bail!(
+                "configuration: the source name {HTTP_SOURCE:?} is the REST API's ingest; rename that source"
+            );
+        }
+        sources.push(Box::new(finopsia_serve::IngestSource::new(
+            HTTP_SOURCE,
+            ingest_slot.clone(),
+        )));
+    }
     let reopen: Reopen = {
         let config = config.clone();
         let outbox = outbox.clone();
@@ -251,6 +266,21 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         })
     };
     let statuses = Statuses::default();
+    let engine_up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let http = if config.http.enabled {
+        let ingest = finopsia_serve::IngestContext {
+            slot: ingest_slot.clone(),
+            source: HTTP_SOURCE.to_string(),
+            preset: {
+                let config = config.clone();
+                Arc::new(move |name: &str| config.preset(name).map_err(|e| e.to_string()))
+            },
+            bounds: config.bounds()?,
+        };
+        Some(start_http(&config, &engine, &metrics, &statuses, &engine_up, ingest).await?)
+    } else {
+        None
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let rt = runtime::run(
         engine,
@@ -259,14 +289,14 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         stop_rx,
         reopen,
         on_commit,
-        statuses,
+        statuses.clone(),
     );
     tokio::pin!(rt);
     tokio::pin!(shutdown);
     let mut signalled = false;
-    let mut engine = loop {
+    let outcome = loop {
         tokio::select! {
-            r = &mut rt => break r?,
+            r = &mut rt => break r,
             _ = &mut shutdown, if !signalled => {
                 tracing::info!("shutting down");
                 signalled = true;
@@ -274,6 +304,11 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
             }
         }
     };
+    engine_up.store(false, std::sync::atomic::Ordering::SeqCst);
+    if let Some(http) = http {
+        http.stop().await;
+    }
+    let mut engine = outcome?;
     let _ = stop_jobs.send(true);
     let _ = forecasts.await;
     engine.flush().await?;
@@ -297,6 +332,76 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         }
     }
     Ok(())
+}
+
+/// Starts the REST API: reads on the published snapshots, `/ready` from
+/// the engine, the sources' statuses and the sinks' counters.
+async fn start_http(
+    config: &Config,
+    engine: &Engine,
+    metrics: &Arc<Metrics>,
+    statuses: &Statuses,
+    engine_up: &Arc<std::sync::atomic::AtomicBool>,
+    ingest: finopsia_serve::IngestContext,
+) -> Result<finopsia_serve::Server> {
+    let models = finopsia_udfs::ModelHandle::open(
+        finopsia_udfs::registry::Registry::for_data_dir(&config.data_dir),
+        config.engine.review_below,
+    )
+    .map_err(|e| anyhow::anyhow!("model: {e}"))?;
+    let queries = finopsia_store::snapshot::QueryService::open(
+        &config.data_dir,
+        models,
+        finopsia_ops::forecasts::VIEWS,
+    );
+    let components: finopsia_serve::ComponentsFn = {
+        let metrics = metrics.clone();
+        let statuses = statuses.clone();
+        let engine_up = engine_up.clone();
+        Arc::new(move || {
+            use finopsia_serve::Component;
+            let up = engine_up.load(std::sync::atomic::Ordering::SeqCst);
+            let mut out = vec![Component {
+                kind: "engine".into(),
+                name: "engine".into(),
+                ready: up,
+                detail: (!up).then(|| "stopping".to_string()),
+            }];
+            for (name, s) in statuses.lock().expect("statuses").iter() {
+                out.push(Component {
+                    kind: "source".into(),
+                    name: name.clone(),
+                    ready: s.running,
+                    detail: s
+                        .last_error
+                        .as_ref()
+                        .map(|e| format!("restarted {} times; last error: {e}", s.restarts)),
+                });
+            }
+            for (name, c) in metrics.snapshot().sinks {
+                out.push(Component {
+                    kind: "sink".into(),
+                    name,
+                    ready: true,
+                    detail: Some(format!(
+                        "{} buffered, {} delivered, {} retries",
+                        c.buffered, c.delivered, c.retries
+                    )),
+                });
+            }
+            out
+        })
+    };
+    Ok(finopsia_serve::start(finopsia_serve::ServeContext {
+        data_dir: config.data_dir.clone(),
+        config: config.http.clone(),
+        queries,
+        windows: engine.window_keys(),
+        metrics: metrics.clone(),
+        components,
+        ingest: Some(ingest),
+    })
+    .await?)
 }
 
 /// The forecast refresh's name in the job metrics.

@@ -44,7 +44,7 @@ fn write_big_csv(path: &Path, rows: usize) -> i64 {
 
 /// `finopsia import` of `input` into `data` in 5,000-row micro-batches.
 fn import_command(data: &Path, input: &Path) -> Command {
-    let mut cmd = Command::new(bin());
+    let mut cmd = finopsia_command();
     cmd.args([
         "import",
         "--data-dir",

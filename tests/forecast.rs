@@ -496,7 +496,7 @@ fn recurring_patterns_are_found_and_improve_the_backtest() {
 
     let with = org_mae(&data);
     // The same data without recurring patterns as holidays.
-    let out = Command::new(common::bin())
+    let out = common::finopsia_command()
         .args(["forecast", "--data-dir", d, "--json", "--all"])
         .env("FINOPSIA__FORECAST__MAX_RECURRING_PER_SERIES", "0")
         .env("RUST_LOG", "warn")

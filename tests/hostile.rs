@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -300,7 +300,7 @@ struct Service {
 impl Service {
     fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
         let log = dir.join("run.log");
-        let child = Command::new(bin())
+        let child = finopsia_command()
             .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
@@ -352,7 +352,7 @@ fn a_failure_after_the_commit_says_the_records_are_stored_and_windows_catch_up()
     let data = tmp.path().join("data");
     let input = tmp.path().join("three.csv");
     std::fs::write(&input, THREE).unwrap();
-    let out = Command::new(bin())
+    let out = finopsia_command()
         .args([
             "import",
             "--json",

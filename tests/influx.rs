@@ -193,7 +193,7 @@ fn window_tables_forecasts_and_runway_read_back_exactly() {
             rent_file.to_str().unwrap(),
         ],
     );
-    let out = std::process::Command::new(bin())
+    let out = finopsia_command()
         .args(["forecast", "--json", "--data-dir", data.to_str().unwrap()])
         .env("FINOPSIA_CONFIG", &config)
         .output()
@@ -418,7 +418,7 @@ fn window_tables_forecasts_and_runway_read_back_exactly() {
         .collect();
     let later_file = tmp.path().join("later.csv");
     std::fs::write(&later_file, format!("{HEADER}\n{}\n", later.join("\n"))).unwrap();
-    let out = std::process::Command::new(bin())
+    let out = finopsia_command()
         .args(["import", "--json", "--data-dir", data.to_str().unwrap()])
         .arg(&later_file)
         .env("FINOPSIA_CONFIG", &config)

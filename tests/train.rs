@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,7 +22,7 @@ fn python() -> String {
 
 fn start(data: &Path) -> Child {
     let log = std::fs::File::create(data.with_extension("log")).unwrap();
-    Command::new(bin())
+    finopsia_command()
         .args(["run", "--sample", "--data-dir", data.to_str().unwrap()])
         .env("FINOPSIA__INBOX__POLL_INTERVAL", "100ms")
         .env_remove("RUST_LOG")

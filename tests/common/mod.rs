@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod http;
 pub mod influx;
 pub mod nats;
 pub mod service;
@@ -13,8 +14,16 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_finopsia"))
 }
 
+/// The binary as a command, with the REST API on a free port (so services
+/// of tests running at once never compete for one).
+pub fn finopsia_command() -> Command {
+    let mut c = Command::new(bin());
+    c.env("FINOPSIA__HTTP__ADDR", "127.0.0.1:0");
+    c
+}
+
 pub fn finopsia(args: &[&str]) -> Output {
-    Command::new(bin())
+    finopsia_command()
         .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("FINOPSIA_CONFIG")

@@ -3,10 +3,10 @@
 //! killed with SIGKILL (also when a test fails, on drop).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::bin;
+use super::finopsia_command;
 
 pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("finopsia.toml");
@@ -24,7 +24,7 @@ impl Service {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = data.with_extension(format!("{n}.log"));
-        let mut cmd = Command::new(bin());
+        let mut cmd = finopsia_command();
         cmd.args(["run", "--data-dir", data.to_str().unwrap()])
             .env("FINOPSIA_CONFIG", config)
             .env(
@@ -40,6 +40,10 @@ impl Service {
             child: cmd.spawn().unwrap(),
             log,
         }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     pub fn log(&self) -> String {

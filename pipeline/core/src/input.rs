@@ -812,20 +812,16 @@ impl FileDecoder {
         }
         let old = self.buf.len();
         let want = self.block.max(old);
-        self.buf.resize(old + want, 0);
-        let mut got = 0;
-        while got < want {
-            match self.reader.read(&mut self.buf[old + got..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(k) => got += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(self.file.to_string())(e)),
-            }
+        // Appended without zero-filling the block first: a small input (a
+        // broker message, a request body) costs its own size, not a block.
+        self.buf.reserve(want);
+        let got = (&mut self.reader)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(io_err(self.file.to_string()))?;
+        if got < want {
+            self.eof = true;
         }
-        self.buf.truncate(old + got);
         Ok(got > 0)
     }
 

@@ -18,6 +18,8 @@ use crate::input::Chunk;
 
 /// A source's position: opaque JSON to the engine (a file and byte offset, a
 /// broker stream sequence, …), committed with the records it covers.
+/// `null` means the source has no position to resume from (HTTP ingest):
+/// nothing is recorded for it.
 pub type Position = serde_json::Value;
 
 /// Counts for one micro-batch or a whole import.
@@ -46,6 +48,11 @@ pub struct Committed {
     pub seq: i64,
     /// Counts of this delivery's rows alone.
     pub counts: Counts,
+    /// The delivery's records that were not stored: (row index in the
+    /// chunk's records, whether it was a conflicting duplicate, which is
+    /// quarantined; else an identical duplicate). Every other record was
+    /// stored.
+    pub not_stored: Vec<(u32, bool)>,
 }
 
 /// `Err` carries the engine's message when the batch could not be committed;

@@ -118,6 +118,9 @@ pub struct Engine {
     publisher: Publisher,
     /// The transform's output schema (the `transactions` table).
     tx_schema: datafusion::arrow::datatypes::SchemaRef,
+    /// Per chunk of the last [`Engine::ingest_many`]: the records (row
+    /// index, whether it was a conflicting duplicate) that were not stored.
+    not_stored: Vec<Vec<(u32, bool)>>,
 }
 
 /// Commit-metadata key of the source positions on `transactions` commits.
@@ -297,6 +300,7 @@ impl Engine {
             positions: BTreeMap::new(),
             publisher: Publisher::new(data_dir),
             tx_schema: INCOMING.clone(),
+            not_stored: Vec::new(),
         };
         engine.plan().await?;
         engine.recover().await?;
@@ -612,10 +616,13 @@ impl Engine {
         let mut kept = Vec::with_capacity(chunks.len());
         let mut rejects = Vec::new();
         let mut prepared = None;
+        self.not_stored.clear();
         for chunk in chunks {
             // 1. Dedup against the store and earlier rows of this batch.
             let mut counts = Counts::default();
-            let keep = self.dedup(&chunk, &mut counts, &mut rejects);
+            let mut fates = Vec::new();
+            let keep = self.dedup(&chunk, &mut counts, &mut rejects, &mut fates);
+            self.not_stored.push(fates);
             let records = &chunk.records;
             let mask = BooleanArray::from(keep);
             let filtered = filter_record_batch(records, &mask)?;
@@ -669,13 +676,22 @@ impl Engine {
         Ok(all_counts)
     }
 
+    /// The records of each chunk of the last [`Engine::ingest_many`] that
+    /// were not stored: (row index in the chunk, whether it was a
+    /// conflicting duplicate, now quarantined). Taken once.
+    pub fn take_not_stored(&mut self) -> Vec<Vec<(u32, bool)>> {
+        std::mem::take(&mut self.not_stored)
+    }
+
     /// Marks each record of `chunk` kept (new) or not (an identical
-    /// duplicate, counted; or a conflicting one, added to `rejects`).
+    /// duplicate, counted; or a conflicting one, added to `rejects`), and
+    /// notes the ones not kept in `fates`.
     fn dedup(
         &mut self,
         chunk: &Chunk,
         counts: &mut Counts,
         rejects: &mut Vec<Reject>,
+        fates: &mut Vec<(u32, bool)>,
     ) -> Vec<bool> {
         let records = &chunk.records;
         let n = records.num_rows();
@@ -692,10 +708,12 @@ impl Engine {
                 }
                 Some(h) if *h == hash.value(i) => {
                     counts.duplicates += 1;
+                    fates.push((i as u32, false));
                     keep.push(false);
                 }
                 Some(_) => {
                     counts.quarantined += 1;
+                    fates.push((i as u32, true));
                     rejects.push(Reject {
                         source: chunk.source.clone(),
                         file: chunk.positions.file.as_deref().map(str::to_string),

@@ -155,7 +155,9 @@ async fn commit(
     let mut chunks = Vec::with_capacity(batch.len());
     let mut acks = Vec::with_capacity(batch.len());
     for d in batch {
-        positions.insert(d.chunk.source.clone(), d.position);
+        if !d.position.is_null() {
+            positions.insert(d.chunk.source.clone(), d.position);
+        }
         acks.push((d.chunk.source.clone(), d.ack));
         chunks.push(d.chunk);
     }
@@ -186,6 +188,7 @@ async fn commit(
     match outcome {
         Ok(counts) => {
             let seq = engine.last_seq();
+            let mut not_stored = engine.take_not_stored().into_iter();
             committed
                 .lock()
                 .expect("positions")
@@ -193,8 +196,13 @@ async fn commit(
             let mut per_source: BTreeMap<String, finopsia_core::Counts> = BTreeMap::new();
             for ((source, ack), c) in acks.into_iter().zip(counts) {
                 *per_source.entry(source).or_default() += c;
+                let not_stored = not_stored.next().unwrap_or_default();
                 if let Some(ack) = ack {
-                    let _ = ack.send(Ok(Committed { seq, counts: c }));
+                    let _ = ack.send(Ok(Committed {
+                        seq,
+                        counts: c,
+                        not_stored,
+                    }));
                 }
             }
             tracing::debug!(
