@@ -256,6 +256,35 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The REST API under wrk (Debian) on loopback: a transactions page, a
+    /// forecast read and an ingest of --ingest-records records per request,
+    /// each at a fixed offered rate (latency percentiles) and closed-loop
+    /// (most requests/s), against GET /health in the same run. Builds its
+    /// own store (import + forecast) and starts its own service.
+    Api {
+        /// Transactions in the store.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// wrk connections.
+        #[arg(long, default_value_t = 10)]
+        connections: u32,
+        /// Offered requests/s of the paced read runs (ingest: a tenth).
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Records per ingest request.
+        #[arg(long, default_value_t = 1000)]
+        ingest_records: usize,
+        /// wrk binary (default: from the PATH).
+        #[arg(long)]
+        wrk: Option<PathBuf>,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// CatBoost evaluator (one thread) against Python catboost predict_proba on
     /// the bundled model and the same rows, and the import rate with categorize().
     Categorize {
@@ -895,6 +924,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "python prophet:          {p:>8.1} ms median  (finopsia {x:.2}x faster; max yhat diff {d:.1e} of mean |y|)"
                     );
                 }
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Api {
+                    rows,
+                    seconds,
+                    connections,
+                    rate,
+                    ingest_records,
+                    wrk,
+                    dir,
+                    json,
+                },
+        } => {
+            let r = tokio::task::spawn_blocking(move || {
+                bench::api::api_bench(&dir, rows, seconds, connections, rate, ingest_records, wrk)
+            })
+            .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
             }
         }
         Command::Bench {

@@ -178,7 +178,30 @@ fn rest_api_on_the_sample() {
     let r = post_json(&addr, "/api/v1/models/nope/register", Some(&t.admin), "{}");
     assert_eq!(r.status, 404, "{}", r.text());
 
-    // --- paging: every transaction exactly once, in a stable order
+    // --- paging: every transaction exactly once, in a stable order, while
+    // ingestion goes on
+    let live = {
+        let (addr, token) = (addr.clone(), t.admin.clone());
+        std::thread::spawn(move || {
+            for k in 0..10 {
+                // 12 records stay under this test's 4 KiB body limit.
+                let records: Vec<String> = (0..12)
+                    .map(|j| format!(
+                        "{{\"transaction_id\": \"live{k}-{j}\", \"account_id\": \"live\", \"amount\": \"{j}.00\", \"currency\": \"EUR\", \"direction\": \"inflow\", \"description\": \"live\", \"transaction_date\": \"2025-0{}-{:02}T09:00:00Z\"}}",
+                        1 + (k + j) % 6,
+                        1 + j % 28
+                    ))
+                    .collect();
+                let r = post_json(
+                    &addr,
+                    "/api/v1/ingest",
+                    Some(&token),
+                    &format!("[{}]", records.join(",")),
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+            }
+        })
+    };
     let mut seen = BTreeSet::new();
     let mut order = Vec::new();
     let mut cursor: Option<String> = None;
@@ -205,8 +228,17 @@ fn rest_api_on_the_sample() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 250);
-    assert_eq!(pages, 15);
+    live.join().unwrap();
+    let from_inbox = seen.iter().filter(|(s, _)| s == "inbox").count();
+    assert_eq!(
+        from_inbox, 250,
+        "every record stored before paging began, once"
+    );
+    assert!(pages >= 15);
+    eprintln!(
+        "paged {} transactions in {pages} pages while 120 were ingested",
+        seen.len()
+    );
     let mut sorted = order.clone();
     sorted.sort();
     assert_eq!(order, sorted, "event time, source, transaction id");
@@ -536,29 +568,45 @@ fn pseudo_random(n: u64) -> u64 {
     (t ^ (t >> 7)).wrapping_mul(0x9E37_79B9_7F4A_7C15) % n.max(1)
 }
 
-/// A request killed with SIGKILL at a random moment and retried with its
-/// Idempotency-Key after a restart: every good record stored once, every bad
-/// one quarantined once, and the retry's answer covers every record.
+/// HTTP ingest beside the inbox and a NATS JetStream source: a request
+/// killed with SIGKILL at a random moment and retried with its
+/// Idempotency-Key after a restart, three times, while messages are
+/// published and files dropped. Every good record of every source is stored
+/// once, every bad one quarantined once, the retry's answer covers every
+/// record, and the durable consumer has nothing pending.
 #[test]
-fn ingest_killed_mid_request_then_retried_stores_every_record_once() {
+fn ingest_killed_mid_request_beside_inbox_and_nats_then_retried_stores_every_record_once() {
+    use common::nats::{consumer_backlog, jetstream, NatsServer};
+    let nats = NatsServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let js = rt.block_on(jetstream(&nats.url, "TXNS", &["txns.>"]));
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let cfg = write_config(
         tmp.path(),
-        "[http]\nmax_body_bytes = 67108864\n[forecast]\nrefresh_interval = \"0\"\n",
+        &format!(
+            "[http]\nmax_body_bytes = 67108864\n[forecast]\nrefresh_interval = \"0\"\n\
+             [engine]\nmax_batch_delay = \"100ms\"\n[inbox]\npoll_interval = \"100ms\"\n\
+             [sources.orders]\ntype = \"nats\"\nservers = [\"{}\"]\nstream = \"TXNS\"\n\
+             subject = \"txns.>\"\nformat = \"ndjson\"\nbatch = 200\nmax_wait = \"200ms\"\nack_wait = \"5s\"\n",
+            nats.url
+        ),
     );
     let token = create(&data, "ingest");
+    let inbox = data.join("inbox");
     let n = 20_000;
-    let mut good_total = 0;
+    let (mut http_good, mut other_good) = (0usize, 0usize);
     for round in 0..3 {
         let mut records = Vec::with_capacity(n);
-        let mut good = 0;
         for i in 0..n {
             let amount = if i % 97 == 0 {
                 "\"oops\"".to_string()
             } else {
-                good += 1;
+                http_good += 1;
                 format!("\"{}.{:02}\"", i % 5000, i % 100)
             };
             records.push(format!(
@@ -567,12 +615,44 @@ fn ingest_killed_mid_request_then_retried_stores_every_record_once() {
                 1 + i % 28
             ));
         }
-        good_total += good;
         let body = format!("[{}]", records.join(","));
         let key = format!("round-{round}");
         let mut service = Service::start(&data, &cfg, &[]);
         service.wait_for_log("REST API listening");
         let addr = service_addr(&data).unwrap();
+        // NATS messages and an inbox file arrive while the request runs.
+        for m in 0..10 {
+            let lines: Vec<String> = (0..100)
+                .map(|j| {
+                    format!(
+                        "{{\"transaction_id\":\"n{round}-{m}-{j}\",\"account_id\":\"nats\",\"amount\":\"{j}.50\",\"currency\":\"USD\",\"direction\":\"inflow\",\"description\":\"nats\",\"transaction_date\":\"2025-03-{:02}\"}}",
+                        1 + j % 28
+                    )
+                })
+                .collect();
+            rt.block_on(async {
+                js.publish(format!("txns.{m}"), lines.join("\n").into())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            });
+            other_good += 100;
+        }
+        let file: String = (0..300)
+            .map(|j| {
+                format!(
+                    "f{round}-{j},files,{j}.25,USD,inflow,file,2025-02-{:02}\n",
+                    1 + j % 28
+                )
+            })
+            .collect();
+        drop_file(
+            &inbox,
+            &format!("f{round}.csv"),
+            &format!("transaction_id,account_id,amount,currency,direction,description,transaction_date\n{file}"),
+        );
+        other_good += 300;
         let (a, b, k, tok) = (addr.clone(), body.clone(), key.clone(), token.clone());
         let sender = std::thread::spawn(move || {
             let auth = format!("Bearer {tok}");
@@ -583,9 +663,10 @@ fn ingest_killed_mid_request_then_retried_stores_every_record_once() {
             ];
             request(&a, "POST", "/api/v1/ingest", &h, Some(b.as_bytes())).status
         });
-        std::thread::sleep(Duration::from_millis(pseudo_random(1500)));
+        let wait = pseudo_random(1200);
+        std::thread::sleep(Duration::from_millis(wait));
         service.kill9();
-        let _ = sender.join();
+        let first = sender.join().ok();
         let mut service = Service::start(&data, &cfg, &[]);
         service.wait_for_log("REST API listening");
         let addr = service_addr(&data).unwrap();
@@ -597,6 +678,10 @@ fn ingest_killed_mid_request_then_retried_stores_every_record_once() {
         ];
         let r = request(&addr, "POST", "/api/v1/ingest", &h, Some(body.as_bytes()));
         assert_eq!(r.status, 200, "{}", r.text());
+        eprintln!(
+            "round {round}: killed after {wait} ms (first answer: {first:?}); retry replayed: {}",
+            r.header("idempotency-replayed").is_some()
+        );
         let answer = r.json();
         let results = answer["results"].as_array().unwrap();
         assert_eq!(results.len(), n, "every record answered");
@@ -609,25 +694,44 @@ fn ingest_killed_mid_request_then_retried_stores_every_record_once() {
                 assert!(status == "accepted" || status == "duplicate", "{res}");
             }
         }
-        assert_eq!(
-            count(&data, "SELECT COUNT(*) AS n FROM transactions"),
-            good_total as i64,
-            "round {round}"
-        );
-        assert_eq!(
-            count(
-                &data,
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT source, transaction_id FROM transactions)"
-            ),
-            good_total as i64
-        );
-        assert_eq!(
-            count(&data, "SELECT COUNT(*) AS n FROM quarantine"),
-            ((round + 1) * n.div_ceil(97)) as i64,
-            "each bad record quarantined once"
-        );
         service.stop();
     }
+    let expected = (http_good + other_good) as i64;
+    let service = Service::start(&data, &cfg, &[]);
+    wait_for("every record", Duration::from_secs(120), || {
+        count(&data, "SELECT COUNT(*) AS n FROM transactions") >= expected
+    });
+    wait_for("the consumer to drain", Duration::from_secs(60), || {
+        rt.block_on(consumer_backlog(&js, "TXNS", "orders")) == Some((0, 0))
+    });
+    wait_for("the inbox to empty", Duration::from_secs(60), || {
+        std::fs::read_dir(&inbox).unwrap().count() == 0
+    });
+    service.stop();
+    assert_eq!(
+        count(&data, "SELECT COUNT(*) AS n FROM transactions"),
+        expected
+    );
+    assert_eq!(
+        count(
+            &data,
+            "SELECT COUNT(*) AS n FROM (SELECT DISTINCT source, transaction_id FROM transactions)"
+        ),
+        expected,
+        "nothing stored twice"
+    );
+    assert_eq!(
+        count(
+            &data,
+            "SELECT COUNT(*) AS n FROM transactions WHERE source = 'http'"
+        ),
+        http_good as i64
+    );
+    assert_eq!(
+        count(&data, "SELECT COUNT(*) AS n FROM quarantine"),
+        (3 * n.div_ceil(97)) as i64,
+        "each bad record quarantined once"
+    );
 }
 
 /// `finopsia token create` killed with SIGKILL at random moments: the token
