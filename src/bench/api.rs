@@ -117,6 +117,19 @@ end
     s
 }
 
+/// Percent-encodes a path segment (series ids hold `:` and `/`).
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn run_finopsia(exe: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new(exe)
         .args(args)
@@ -218,7 +231,7 @@ pub fn api_bench(
         ),
         (
             "forecast points",
-            format!("/api/v1/forecasts/{series}/points"),
+            format!("/api/v1/forecasts/{}/points", path_segment(&series)),
             None,
         ),
         ("ingest", "/api/v1/ingest".to_string(), Some(ingest_records)),
