@@ -461,7 +461,6 @@ fn forecast_file(
     Ok(())
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
 fn token(what: TokenCommand, config: &Config) -> anyhow::Result<()> {
     use finopsia_serve::{Role, TokenStore};
     let dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.data_dir.clone());
@@ -522,26 +521,29 @@ fn token(what: TokenCommand, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when
+/// this is called, not when the future is first polled: a signal that
+/// arrives while the service is still starting is kept and stops it as soon
+/// as it runs, instead of killing the process half-way through start-up.
+fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            });
         }
     }
-    #[cfg(not(unix))]
-    {
+    Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -626,6 +628,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             queries,
             http_addr,
         } => {
+            let shutdown = shutdown_signal();
             if let Some(d) = data_dir {
                 config.data_dir = d;
             }
@@ -636,7 +639,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.http.addr = addr;
                 config.http.validate()?;
             }
-            service::run(config, sample, shutdown_signal()).await?;
+            tracing::info!(data_dir = %config.data_dir.display(), "starting");
+            service::run(config, sample, shutdown).await?;
         }
         Command::Token { what } => token(what, &config)?,
         Command::Status { data_dir, json } => {

@@ -212,6 +212,29 @@ fn inbox_and_nats_at_once_and_a_second_writer_is_refused() {
 
 /// A source whose broker is down is retried with backoff and reported while
 /// the inbox keeps working; once the broker is up its records flow.
+/// SIGTERM while the service is still starting (loading the sample) is
+/// kept and stops it cleanly once it runs, instead of killing the process
+/// half-way through start-up (a supervisor stopping a service right after
+/// starting it must see a clean exit).
+#[test]
+fn sigterm_during_startup_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = write_config(tmp.path(), "[forecast]\nrefresh_interval = \"0\"\n");
+    let mut service = Service::start_with_args(&data, &config, &[], &["--sample"]);
+    service.wait_for_log("starting");
+    assert!(
+        !service.log().contains("sample data loaded"),
+        "the signal must arrive during start-up:\n{}",
+        service.log()
+    );
+    let log = service.log_path();
+    service.stop();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("sample data loaded"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
 #[test]
 fn a_failing_source_is_retried_and_does_not_stop_the_others() {
     let port = common::nats::free_port();

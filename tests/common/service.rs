@@ -21,11 +21,22 @@ pub struct Service {
 
 impl Service {
     pub fn start(data: &Path, config: &Path, env: &[(&str, &str)]) -> Service {
+        Service::start_with_args(data, config, env, &[])
+    }
+
+    /// Like `start`, with more arguments after `run --data-dir DIR`.
+    pub fn start_with_args(
+        data: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Service {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = data.with_extension(format!("{n}.log"));
         let mut cmd = finopsia_command();
         cmd.args(["run", "--data-dir", data.to_str().unwrap()])
+            .args(args)
             .env("FINOPSIA_CONFIG", config)
             .env(
                 "RUST_LOG",
@@ -72,8 +83,13 @@ impl Service {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then wait for a clean exit.
+    /// SIGTERM, then wait for a clean exit. The signal is sent once the
+    /// service has said "starting" (its handlers are installed by then; a
+    /// signal before that kills the process like any program's).
     pub fn stop(mut self) {
+        if self.child.try_wait().unwrap().is_none() {
+            self.wait_for_log("starting");
+        }
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
