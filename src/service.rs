@@ -353,7 +353,8 @@ async fn start_http(
         &config.data_dir,
         models,
         finopsia_ops::forecasts::VIEWS,
-    );
+    )
+    .with_file_cache(config.http.read_cache_mb.saturating_mul(1024 * 1024));
     let components: finopsia_serve::ComponentsFn = {
         let metrics = metrics.clone();
         let statuses = statuses.clone();

@@ -270,6 +270,58 @@ pub(crate) async fn page_of(
     collect(df.limit(offset, limit)?).await
 }
 
+/// One page of transactions in (`event_time`, `source`, `transaction_id`)
+/// order, in two passes: the page's event-time span from the sort columns
+/// alone (the filter and top-k then carry four columns, not every column of
+/// every matching row), then whole rows of that span only. Same rows as one
+/// sorted pass: the page is the first `limit` filtered rows of the span.
+pub(crate) async fn transactions_page(
+    state: std::sync::Arc<AppState>,
+    filter: Option<Expr>,
+    limit: usize,
+) -> Result<Vec<Row>, ApiError> {
+    let (ctx, exists) = session(&state, "transactions").await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let order = || {
+        vec![
+            col("event_time").sort(true, false),
+            col("source").sort(true, false),
+            col("transaction_id").sort(true, false),
+        ]
+    };
+    let mut keys = ctx.table("transactions").await?;
+    if let Some(f) = &filter {
+        keys = keys.filter(f.clone())?;
+    }
+    let keys = keys
+        .select_columns(&["event_time", "source", "transaction_id"])?
+        .sort(order())?
+        .limit(0, Some(limit))?
+        .collect()
+        .await?;
+    let times: Vec<_> = keys.iter().filter(|b| b.num_rows() > 0).collect();
+    let (Some(first), Some(last)) = (times.first(), times.last()) else {
+        return Ok(Vec::new());
+    };
+    let from = ScalarValue::try_from_array(first.column(0), 0)?;
+    let to = ScalarValue::try_from_array(last.column(0), last.num_rows() - 1)?;
+    let mut rows = ctx.table("transactions").await?;
+    let mut narrowed = vec![col("event_time").gt_eq(lit(from.clone()))];
+    // A null event time sorts last: then the span is open-ended.
+    if !to.is_null() {
+        narrowed.push(col("event_time").lt_eq(lit(to)));
+    }
+    if from.is_null() {
+        narrowed.clear();
+    }
+    if let Some(f) = and_all(filter.into_iter().chain(narrowed).collect()) {
+        rows = rows.filter(f)?;
+    }
+    collect(rows.sort(order())?.limit(0, Some(limit))?).await
+}
+
 fn and_all(exprs: Vec<Expr>) -> Option<Expr> {
     exprs.into_iter().reduce(Expr::and)
 }
@@ -497,18 +549,7 @@ pub(crate) async fn list_transactions(
     }
     let st = state.clone().into_inner();
     let mut found = state
-        .offload(page_of(
-            st,
-            "transactions",
-            and_all(filters),
-            vec![
-                ("event_time", true),
-                ("source", true),
-                ("transaction_id", true),
-            ],
-            0,
-            limit + 1,
-        ))
+        .offload(transactions_page(st, and_all(filters), limit + 1))
         .await?;
     let more = found.len() > limit;
     found.truncate(limit);

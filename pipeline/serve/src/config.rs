@@ -41,6 +41,10 @@ pub struct HttpConfig {
     /// Server worker threads (each runs its own event loop; queries run on
     /// the service's shared runtime).
     pub workers: usize,
+    /// MiB of decoded table files the API keeps in memory, so that reads do
+    /// not decode Parquet each time; a table that does not fit is read from
+    /// its files. 0 turns the cache off.
+    pub read_cache_mb: usize,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +61,7 @@ impl Default for HttpConfig {
             ingest_burst: 100,
             query_timeout: "30s".into(),
             workers: 2,
+            read_cache_mb: 256,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! of one completed micro-batch without the writer's lock. [`lock`] makes
 //! sure one process at a time writes a data directory.
 
+pub mod cache;
 pub mod error;
 pub mod lock;
 pub mod snapshot;

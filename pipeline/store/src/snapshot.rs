@@ -16,6 +16,13 @@
 //! a reader uses the latest committed version. Old versions stay readable
 //! until a vacuum removes their files, which keeps far more than a query's
 //! lifetime.
+//!
+//! Building a session (listing the tables, loading their logs, registering
+//! providers and views) costs far more than a small read, so the last session
+//! is kept and shared by every query until its key changes: the published
+//! versions, the set of tables, and the latest version of each table the
+//! snapshot does not name (probed by looking for its next commit file in
+//! `_delta_log`, one `stat` per such table).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,6 +35,7 @@ use finopsia_udfs::ModelHandle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex};
 
+use crate::cache::{FileCache, TableFiles};
 use crate::error::{io_err, Error, Result};
 use crate::store::{new_context, register_views, View};
 
@@ -96,6 +104,18 @@ struct Inner {
     /// One loaded table per name, moved forward (or back) to the version a
     /// query needs.
     tables: Mutex<HashMap<String, DeltaTable>>,
+    /// The last session built, shared until its key changes.
+    session: std::sync::Mutex<Option<(SessionKey, SessionContext, Versions)>>,
+    /// Decoded files, when reads are served from memory.
+    files: Option<FileCache>,
+}
+
+/// What a session was built from: the published versions, and every table
+/// present with the version it was registered at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SessionKey {
+    versions: Versions,
+    tables: Vec<(String, Option<u64>)>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -136,8 +156,24 @@ impl QueryService {
                 views: views.to_vec(),
                 live,
                 tables: Mutex::new(HashMap::new()),
+                session: std::sync::Mutex::new(None),
+                files: None,
             }),
         }
+    }
+
+    /// Serves tables from decoded files kept in memory, up to `bytes` of
+    /// them (see [`crate::cache`]); 0 leaves reads on Parquet. Call before
+    /// the service is cloned.
+    pub fn with_file_cache(mut self, bytes: usize) -> QueryService {
+        let inner = Arc::get_mut(&mut self.inner).expect("with_file_cache before sharing");
+        inner.files = (bytes > 0).then(|| FileCache::new(bytes));
+        self
+    }
+
+    /// Bytes of decoded files held in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.files.as_ref().map_or(0, |f| f.used())
     }
 
     /// The versions the next query would see.
@@ -172,13 +208,53 @@ impl QueryService {
         Ok(names)
     }
 
+    /// Whether `name` has a commit after `version` (its next log entry).
+    fn has_commit_after(&self, name: &str, version: u64) -> bool {
+        self.tables_dir()
+            .join(name)
+            .join("_delta_log")
+            .join(format!("{:020}.json", version + 1))
+            .exists()
+    }
+
+    /// The cached session, if it still is the one `versions` and `names`
+    /// ask for.
+    fn cached(&self, versions: &Versions, names: &[String]) -> Option<(SessionContext, Versions)> {
+        let cache = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
+        let (key, ctx, v) = cache.as_ref()?;
+        if key.versions != *versions
+            || key.tables.len() != names.len()
+            || key.tables.iter().zip(names).any(|((a, _), b)| a != b)
+        {
+            return None;
+        }
+        for (name, registered) in &key.tables {
+            if versions.tables.contains_key(name) {
+                continue;
+            }
+            match registered {
+                Some(at) if !self.has_commit_after(name, *at) => {}
+                _ => return None,
+            }
+        }
+        Some((ctx.clone(), v.clone()))
+    }
+
     /// A session with every table registered as of one snapshot (tables the
-    /// snapshot does not name at their latest version) and the views.
+    /// snapshot does not name at their latest version) and the views. The
+    /// same session is handed to every caller until the snapshot or a table
+    /// outside it moves; callers must not register anything in it.
     pub async fn context(&self) -> Result<(SessionContext, Versions)> {
         let versions = self.versions();
+        let names = self.table_names()?;
+        if let Some(hit) = self.cached(&versions, &names) {
+            return Ok(hit);
+        }
         let ctx = new_context(&self.inner.models);
+        let mut registered = Vec::with_capacity(names.len());
+        let mut live = std::collections::HashSet::new();
         let mut cache = self.inner.tables.lock().await;
-        for name in self.table_names()? {
+        for name in names {
             let want = versions.tables.get(&name).copied();
             let table = match cache.remove(&name) {
                 Some(mut t) => {
@@ -199,12 +275,37 @@ impl QueryService {
                     }
                 }
             };
-            let provider = table.table_provider().await?;
+            let mut provider = table.table_provider().await?;
+            if let Some(cache) = &self.inner.files {
+                let dir = self.tables_dir().join(&name);
+                if let Some(files) = TableFiles::of(&table, &dir) {
+                    match cache.table(&name, &files, &provider.schema(), 2) {
+                        Ok(Some(mem)) => {
+                            live.extend(files.paths().iter().cloned());
+                            provider = Arc::new(mem);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(table = %name, error = %e, "read cache: reading from Parquet")
+                        }
+                    }
+                }
+            }
+            registered.push((name.clone(), table.version()));
             cache.insert(name.clone(), table);
             ctx.register_table(name.as_str(), provider)?;
         }
         drop(cache);
+        if let Some(files) = &self.inner.files {
+            files.retain(&live);
+        }
         register_views(&ctx, &self.inner.views).await?;
+        let key = SessionKey {
+            versions: versions.clone(),
+            tables: registered,
+        };
+        *self.inner.session.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((key, ctx.clone(), versions.clone()));
         Ok((ctx, versions))
     }
 
