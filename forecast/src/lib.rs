@@ -6,6 +6,7 @@
 //! --input` ([`io`]).
 
 pub mod backtest;
+pub mod baseline;
 pub mod io;
 pub mod model;
 pub mod recurring;

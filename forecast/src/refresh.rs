@@ -10,7 +10,8 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::{cutoffs, Score, Scorer};
+use crate::backtest::{cutoffs, with_skill, CashScorer, Score, Scorer};
+use crate::baseline::Baseline;
 use crate::model::{
     seasonal_naive, Fitted, Forecast, Forecaster, ModelKind, Params, ProphetSettings, Series,
 };
@@ -288,6 +289,12 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
     }
     if out.status != Status::Failed && cfg.backtest_folds > 0 && job.backtest {
         let mut scorer = Scorer::default();
+        let mut cash = CashScorer::default();
+        // A baseline that does not apply to one fold's history is left out.
+        let mut baselines: Vec<(Baseline, Option<CashScorer>)> = Baseline::ALL
+            .into_iter()
+            .map(|b| (b, Some(CashScorer::default())))
+            .collect();
         let min_train = if prophet { cfg.min_history_days } else { 2 };
         for cut in cutoffs(
             series.len(),
@@ -298,12 +305,32 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
             let train = series.head(cut);
             let end = (cut + cfg.backtest_days).min(series.len());
             let hold = &series.ds[cut..end];
+            let actual = &series.y[cut..end];
             match fit(fx, cfg, &train, &recurring, hold, prophet, None) {
-                Ok((fc, _)) => scorer.add(&series.y[cut..end], &fc),
+                Ok((fc, _)) => {
+                    scorer.add(actual, &fc);
+                    cash.add(&train.y, actual, &fc.yhat);
+                    // The baselines on the same fold (only where the model
+                    // produced one, so both are scored on the same days).
+                    for (b, slot) in &mut baselines {
+                        if !b.applies(&train.y) {
+                            *slot = None;
+                        } else if let Some(s) = slot {
+                            s.add(&train.y, actual, &b.forecast(&train.y, actual.len()));
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(series = %job.key.id(), "backtest fold failed: {e}"),
             }
         }
-        out.backtest = scorer.score();
+        let baselines: Vec<(Baseline, crate::backtest::CashScore)> = baselines
+            .iter()
+            .filter_map(|(b, s)| Some((*b, s.as_ref()?.score()?)))
+            .collect();
+        out.backtest = match (scorer.score(), cash.score()) {
+            (Some(score), Some(c)) => Some(with_skill(score, &c, &baselines)),
+            (score, _) => score,
+        };
     }
     out.seconds = started.elapsed().as_secs_f64();
     out

@@ -24,6 +24,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use finopsia_forecast::backtest::Score;
+use finopsia_forecast::baseline::Baseline;
 use finopsia_forecast::recurring::{self, Event, Recurring};
 use finopsia_forecast::refresh::{self, Job, Outcome, Status};
 use finopsia_forecast::series::{self, Kind, SeriesKey, Txn};
@@ -58,6 +59,12 @@ pub struct SummaryRow {
     pub backtest_mae: Option<f64>,
     pub backtest_smape: Option<f64>,
     pub backtest_coverage: Option<f64>,
+    /// Mean absolute error of weekly totals in the backtest.
+    pub backtest_weekly_mae: Option<f64>,
+    /// The best baseline on the same folds, and the model's skill over it
+    /// (1 − weekly error / the baseline's; below 0: the baseline is better).
+    pub backtest_baseline: Option<&'static str>,
+    pub backtest_skill: Option<f64>,
     pub last_balance: Option<f64>,
     pub lowest_balance: Option<f64>,
     pub lowest_date: Option<NaiveDate>,
@@ -87,7 +94,7 @@ impl RefreshReport {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
         let d = |v: Option<NaiveDate>| v.map_or("-".to_string(), |v| v.to_string());
         let mut out = format!(
-            "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>16} {:>10} {:>10}\n",
+            "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>6} {:<16} {:>16} {:>10} {:>10}\n",
             "series",
             "status",
             "model",
@@ -96,13 +103,15 @@ impl RefreshReport {
             "backtest MAE",
             "sMAPE",
             "cover",
+            "skill",
+            "best baseline",
             "lowest balance",
             "on",
             "below on"
         );
         for r in &self.rows {
             out.push_str(&format!(
-                "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>16} {:>10} {:>10}{}\n",
+                "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>6} {:<16} {:>16} {:>10} {:>10}{}\n",
                 r.series_id,
                 r.status,
                 r.model.unwrap_or("-"),
@@ -111,6 +120,8 @@ impl RefreshReport {
                 f(r.backtest_mae),
                 pct(r.backtest_smape.map(|v| v / 2.0)),
                 pct(r.backtest_coverage),
+                pct(r.backtest_skill),
+                r.backtest_baseline.unwrap_or("-"),
                 f(r.lowest_balance),
                 d(r.lowest_date),
                 d(r.below_threshold_date.or(r.lower_below_threshold_date)),
@@ -267,6 +278,19 @@ struct Previous {
     params: Option<Params>,
 }
 
+/// The backtest columns added with the baselines (name, SQL type), in the
+/// order `previous_runs` reads them.
+const SKILL_COLUMNS: [(&str, &str); 8] = [
+    ("backtest_weekly_mae", "DOUBLE"),
+    ("backtest_total_error", "DOUBLE"),
+    ("backtest_wape", "DOUBLE"),
+    ("backtest_mase", "DOUBLE"),
+    ("backtest_baseline", "VARCHAR"),
+    ("baseline_weekly_mae", "DOUBLE"),
+    ("baseline_total_error", "DOUBLE"),
+    ("backtest_skill", "DOUBLE"),
+];
+
 /// The latest successful run per series id from `forecast_runs`.
 async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
     let mut out = HashMap::new();
@@ -287,9 +311,21 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
     } else {
         "CAST(NULL AS VARCHAR)"
     };
+    // Cash-planning scores and skill (NULL before they were recorded).
+    let extra: Vec<String> = SKILL_COLUMNS
+        .iter()
+        .map(|(c, t)| {
+            if has(c) {
+                c.to_string()
+            } else {
+                format!("CAST(NULL AS {t})")
+            }
+        })
+        .collect();
+    let extra = extra.join(", ");
     let sql = format!(
         "SELECT series_id, fingerprint, backtest_mae, backtest_smape, backtest_coverage, \
-         backtest_days, {backtest_at}, {params} FROM forecast_runs r JOIN \
+         backtest_days, {backtest_at}, {params}, {extra} FROM forecast_runs r JOIN \
          (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
           WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
          ON r.series_id = l.sid AND r.run_id = l.rid"
@@ -314,6 +350,10 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
         let (fp, mae, smape, cov, days, at) =
             (icol(1)?, col(2)?, col(3)?, col(4)?, icol(5)?, icol(6)?);
         let params = strings(b.column(7))?;
+        let (weekly, total, wape, mase) = (col(8)?, col(9)?, col(10)?, col(11)?);
+        let baseline = strings(b.column(12))?;
+        let (b_weekly, b_total, skill) = (col(13)?, col(14)?, col(15)?);
+        let opt = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
         for i in 0..b.num_rows() {
             if fp.is_null(i) {
                 continue;
@@ -327,6 +367,16 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
                 } else {
                     days.value(i) as usize
                 },
+                weekly_mae: opt(&weekly, i),
+                total_error: opt(&total, i),
+                wape: opt(&wape, i),
+                mase: opt(&mase, i),
+                baseline: (!baseline.is_null(i))
+                    .then(|| Baseline::parse(baseline.value(i)))
+                    .flatten(),
+                baseline_weekly_mae: opt(&b_weekly, i),
+                baseline_total_error: opt(&b_total, i),
+                skill: opt(&skill, i),
             });
             out.insert(
                 ids.value(i).to_string(),
@@ -521,6 +571,9 @@ pub async fn refresh_store(
             backtest_mae: None,
             backtest_smape: None,
             backtest_coverage: None,
+            backtest_weekly_mae: None,
+            backtest_baseline: None,
+            backtest_skill: None,
             last_balance: None,
             lowest_balance: None,
             lowest_date: None,
@@ -572,6 +625,9 @@ fn summary_row(job: &Job, o: &Outcome) -> SummaryRow {
         backtest_mae: o.backtest.map(|b| b.mae),
         backtest_smape: o.backtest.map(|b| b.smape),
         backtest_coverage: o.backtest.map(|b| b.coverage),
+        backtest_weekly_mae: o.backtest.and_then(|b| b.weekly_mae),
+        backtest_baseline: o.backtest.and_then(|b| b.baseline.map(|b| b.as_str())),
+        backtest_skill: o.backtest.and_then(|b| b.skill),
         last_balance: job.balance,
         lowest_balance: o.runway.as_ref().map(|r| r.lowest),
         lowest_date: o.runway.as_ref().map(|r| r.lowest_date),
@@ -703,6 +759,14 @@ fn runs_batch(
         lower_below: Vec<Option<i32>>,
         warm: Vec<Option<bool>>,
         params: Vec<Option<String>>,
+        weekly_mae: Vec<Option<f64>>,
+        total_error: Vec<Option<f64>>,
+        wape: Vec<Option<f64>>,
+        mase: Vec<Option<f64>>,
+        baseline: Vec<Option<&'static str>>,
+        baseline_weekly_mae: Vec<Option<f64>>,
+        baseline_total_error: Vec<Option<f64>>,
+        skill: Vec<Option<f64>>,
     }
     let mut c = Cols::default();
     for (((job, o), fp), bt_at) in jobs.iter().zip(outcomes).zip(fps).zip(backtest_at) {
@@ -723,6 +787,17 @@ fn runs_batch(
             c.smape.push(bt.map(|b| b.smape));
             c.coverage.push(bt.map(|b| b.coverage));
             c.bt_days.push(bt.map(|b| b.days as i64));
+            c.weekly_mae.push(bt.and_then(|b| b.weekly_mae));
+            c.total_error.push(bt.and_then(|b| b.total_error));
+            c.wape.push(bt.and_then(|b| b.wape));
+            c.mase.push(bt.and_then(|b| b.mase));
+            c.baseline
+                .push(bt.and_then(|b| b.baseline.map(|b| b.as_str())));
+            c.baseline_weekly_mae
+                .push(bt.and_then(|b| b.baseline_weekly_mae));
+            c.baseline_total_error
+                .push(bt.and_then(|b| b.baseline_total_error));
+            c.skill.push(bt.and_then(|b| b.skill));
             c.bt_at.push(if is_balance { None } else { *bt_at });
             c.fp.push(*fp);
             c.secs.push(o.seconds);
@@ -788,6 +863,14 @@ fn runs_batch(
             Arc::new(Date32Array::from(c.lower_below)),
             Arc::new(BooleanArray::from(c.warm)),
             Arc::new(StringArray::from(c.params)),
+            Arc::new(Float64Array::from(c.weekly_mae)),
+            Arc::new(Float64Array::from(c.total_error)),
+            Arc::new(Float64Array::from(c.wape)),
+            Arc::new(Float64Array::from(c.mase)),
+            Arc::new(StringArray::from(c.baseline)),
+            Arc::new(Float64Array::from(c.baseline_weekly_mae)),
+            Arc::new(Float64Array::from(c.baseline_total_error)),
+            Arc::new(Float64Array::from(c.skill)),
         ],
     )?)
 }
@@ -826,6 +909,15 @@ pub fn runs_schema() -> SchemaRef {
         datef("lower_below_threshold_date"),
         Field::new("warm_start", DataType::Boolean, true),
         utf8("params"),
+        // Backtest in cash-planning terms, and against the baselines.
+        f64f("backtest_weekly_mae"),
+        f64f("backtest_total_error"),
+        f64f("backtest_wape"),
+        f64f("backtest_mase"),
+        utf8("backtest_baseline"),
+        f64f("baseline_weekly_mae"),
+        f64f("baseline_total_error"),
+        f64f("backtest_skill"),
     ]))
 }
 
