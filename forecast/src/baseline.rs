@@ -67,6 +67,16 @@ impl Baseline {
         }
     }
 
+    /// Whether the method may be served as a series' forecast (it is always
+    /// scored): not a repeated week or the last week's mean for an
+    /// intermittent series, which forecast no spending after a quiet week.
+    pub fn servable(self, history: &[f64]) -> bool {
+        match self {
+            Baseline::SeasonalNaive7 | Baseline::LastWeekMean => !intermittent(history),
+            _ => true,
+        }
+    }
+
     /// The point forecast of the `h` days after `history`.
     pub fn forecast(self, history: &[f64], h: usize) -> Vec<f64> {
         let n = history.len();
@@ -190,6 +200,8 @@ mod tests {
         assert!(!intermittent(&[1.0, -2.0, 0.0]));
         assert!(!intermittent(&[1.0, 2.0]));
         assert!(!Baseline::Tsb.applies(&[1.0, 2.0]));
+        assert!(!Baseline::SeasonalNaive7.servable(&h) && !Baseline::LastWeekMean.servable(&h));
+        assert!(Baseline::SeasonalNaive7.servable(&[1.0, -2.0, 0.0]));
         // Hand-computed Croston: demands 4 (after 2 days), 8 (after 3):
         // z = 4 + 0.1·4 = 4.4, p = 2 + 0.1·1 = 2.1, rate 0.95·4.4/2.1.
         let r = Baseline::CrostonSba.forecast(&[0.0, 4.0, 0.0, 0.0, 8.0], 1)[0];

@@ -183,6 +183,8 @@ pub struct Fitted {
 pub enum ModelKind {
     Prophet,
     SeasonalNaive,
+    /// A baseline served because the model did not beat it on the backtest.
+    Baseline(crate::baseline::Baseline),
 }
 
 impl ModelKind {
@@ -190,6 +192,7 @@ impl ModelKind {
         match self {
             ModelKind::Prophet => "prophet",
             ModelKind::SeasonalNaive => "seasonal_naive",
+            ModelKind::Baseline(b) => b.as_str(),
         }
     }
 }

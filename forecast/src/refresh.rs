@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::{cutoffs, with_skill, CashScorer, Score, Scorer};
+use crate::backtest::{cutoffs, with_skill, CashScore, CashScorer, Score, Scorer};
 use crate::baseline::Baseline;
 use crate::model::{
     seasonal_naive, Fitted, Forecast, Forecaster, ModelKind, Params, ProphetSettings, Series,
@@ -40,6 +40,10 @@ pub struct RefreshConfig {
     /// days each fold holds out.
     pub backtest_folds: usize,
     pub backtest_days: usize,
+    /// The model's forecast is served only when its backtest skill over the
+    /// best baseline (on weekly totals) is at least this; otherwise that
+    /// baseline is, with an interval from its own backtest errors.
+    pub choice_margin: f64,
     /// Worker threads (0 = one per core).
     pub threads: usize,
 }
@@ -57,6 +61,7 @@ impl Default for RefreshConfig {
             training_window_days: 0,
             backtest_folds: 2,
             backtest_days: 30,
+            choice_margin: 0.05,
             threads: 0,
         }
     }
@@ -80,6 +85,12 @@ impl RefreshConfig {
             return Err(crate::Error::Input(format!(
                 "horizon must be 1..=3660 days, got {}",
                 self.horizon_days
+            )));
+        }
+        if !(0.0..1.0).contains(&self.choice_margin) {
+            return Err(crate::Error::Input(format!(
+                "choice_margin must be in 0..1, got {}",
+                self.choice_margin
             )));
         }
         if self.backtest_folds > 0 && self.backtest_days == 0 {
@@ -116,6 +127,9 @@ pub struct Job {
     /// Parameters of the series' previous Prophet fit, to warm-start this
     /// one (used when they still fit the model; backtest folds start cold).
     pub init: Option<Params>,
+    /// The model's scores from its last backtest, when `backtest` is false:
+    /// the model choice uses them (the baselines are rescored, cheaply).
+    pub carried: Option<Score>,
 }
 
 /// Per-series result status.
@@ -186,6 +200,65 @@ fn fit(
     let holidays = holiday_rows(recurring, train_end, until);
     let mut fitted = fx.prophet_from(series, &holidays, days, &cfg.settings(), init)?;
     Ok((std::mem::take(&mut fitted.forecast), Some(fitted)))
+}
+
+/// Each baseline that applies to every fold's history, with its scores and
+/// its signed errors (actual − forecast) over all held-out days.
+fn baseline_backtest(
+    cfg: &RefreshConfig,
+    series: &Series,
+    cuts: &[usize],
+) -> Vec<(Baseline, CashScore, Vec<f64>)> {
+    let mut out = Vec::new();
+    for b in Baseline::ALL {
+        let mut cash = CashScorer::default();
+        let mut residuals = Vec::new();
+        let mut applies = !cuts.is_empty();
+        for &cut in cuts {
+            let train = &series.y[..cut];
+            if !b.applies(train) {
+                applies = false;
+                break;
+            }
+            let end = (cut + cfg.backtest_days).min(series.len());
+            let actual = &series.y[cut..end];
+            let fc = b.forecast(train, actual.len());
+            cash.add(train, actual, &fc);
+            residuals.extend(actual.iter().zip(&fc).map(|(a, f)| a - f));
+        }
+        if let (true, Some(score)) = (applies, cash.score()) {
+            out.push((b, score, residuals));
+        }
+    }
+    out
+}
+
+/// A baseline's forecast of `days` from `history`, with the interval of
+/// width `width` taken from the empirical quantiles of its backtest errors.
+fn baseline_forecast(
+    b: Baseline,
+    history: &[f64],
+    days: &[NaiveDate],
+    residuals: &[f64],
+    width: f64,
+) -> Forecast {
+    let yhat = b.forecast(history, days.len());
+    let mut r = residuals.to_vec();
+    r.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| {
+        if r.is_empty() {
+            0.0
+        } else {
+            r[((r.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    let (lo, hi) = (q((1.0 - width) / 2.0), q((1.0 + width) / 2.0));
+    Forecast {
+        ds: days.to_vec(),
+        lower: yhat.iter().map(|y| y + lo.min(0.0)).collect(),
+        upper: yhat.iter().map(|y| y + hi.max(0.0)).collect(),
+        yhat,
+    }
 }
 
 /// Forecasts one series.
@@ -287,50 +360,66 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
             out.error = Some(e.to_string());
         }
     }
-    if out.status != Status::Failed && cfg.backtest_folds > 0 && job.backtest {
-        let mut scorer = Scorer::default();
-        let mut cash = CashScorer::default();
-        // A baseline that does not apply to one fold's history is left out.
-        let mut baselines: Vec<(Baseline, Option<CashScorer>)> = Baseline::ALL
-            .into_iter()
-            .map(|b| (b, Some(CashScorer::default())))
-            .collect();
+    if out.status != Status::Failed && cfg.backtest_folds > 0 {
         let min_train = if prophet { cfg.min_history_days } else { 2 };
-        for cut in cutoffs(
+        let cuts = cutoffs(
             series.len(),
             cfg.backtest_folds,
             cfg.backtest_days,
             min_train,
-        ) {
-            let train = series.head(cut);
-            let end = (cut + cfg.backtest_days).min(series.len());
-            let hold = &series.ds[cut..end];
-            let actual = &series.y[cut..end];
-            match fit(fx, cfg, &train, &recurring, hold, prophet, None) {
-                Ok((fc, _)) => {
-                    scorer.add(actual, &fc);
-                    cash.add(&train.y, actual, &fc.yhat);
-                    // The baselines on the same fold (only where the model
-                    // produced one, so both are scored on the same days).
-                    for (b, slot) in &mut baselines {
-                        if !b.applies(&train.y) {
-                            *slot = None;
-                        } else if let Some(s) = slot {
-                            s.add(&train.y, actual, &b.forecast(&train.y, actual.len()));
-                        }
+        );
+        // The baselines on every fold: cheap, so rescored at each refit.
+        let baselines = baseline_backtest(cfg, &series, &cuts);
+        let scores: Vec<(Baseline, CashScore)> =
+            baselines.iter().map(|(b, c, _)| (*b, *c)).collect();
+        if job.backtest {
+            let mut scorer = Scorer::default();
+            let mut cash = CashScorer::default();
+            for &cut in &cuts {
+                let train = series.head(cut);
+                let end = (cut + cfg.backtest_days).min(series.len());
+                let hold = &series.ds[cut..end];
+                let actual = &series.y[cut..end];
+                match fit(fx, cfg, &train, &recurring, hold, prophet, None) {
+                    Ok((fc, _)) => {
+                        scorer.add(actual, &fc);
+                        cash.add(&train.y, actual, &fc.yhat);
+                    }
+                    Err(e) => {
+                        tracing::warn!(series = %job.key.id(), "backtest fold failed: {e}")
                     }
                 }
-                Err(e) => tracing::warn!(series = %job.key.id(), "backtest fold failed: {e}"),
+            }
+            out.backtest = match (scorer.score(), cash.score()) {
+                (Some(score), Some(c)) => Some(with_skill(score, &c, &scores)),
+                (score, _) => score,
+            };
+        }
+        // Model choice: the model's forecast only where it beats the best
+        // baseline that may be served by the margin, on its own backtest
+        // (fresh or carried). For intermittent series a repeated or
+        // last-week baseline is not served: after a quiet week it forecasts
+        // no spending at all.
+        let evidence = out.backtest.or(job.carried);
+        let key = |c: &CashScore| c.weekly_mae.unwrap_or(c.total_error);
+        let servable = baselines
+            .iter()
+            .filter(|(b, _, _)| b.servable(&series.y))
+            .min_by(|x, y| key(&x.1).total_cmp(&key(&y.1)));
+        let model_error = evidence.and_then(|sc| sc.weekly_mae.or(sc.total_error));
+        if let (Some(err), Some((b, best, residuals))) = (model_error, servable) {
+            if err > (1.0 - cfg.choice_margin) * key(best) {
+                let fc = baseline_forecast(*b, &series.y, &days, residuals, cfg.interval_width);
+                out.model = Some(ModelKind::Baseline(*b));
+                out.holidays = 0;
+                if let Some(bal) = job.balance {
+                    let projected = project_balance(bal, &fc);
+                    out.runway = runway(&projected, job.threshold);
+                    out.balance = Some(projected);
+                }
+                out.forecast = Some(fc);
             }
         }
-        let baselines: Vec<(Baseline, crate::backtest::CashScore)> = baselines
-            .iter()
-            .filter_map(|(b, s)| Some((*b, s.as_ref()?.score()?)))
-            .collect();
-        out.backtest = match (scorer.score(), cash.score()) {
-            (Some(score), Some(c)) => Some(with_skill(score, &c, &baselines)),
-            (score, _) => score,
-        };
     }
     out.seconds = started.elapsed().as_secs_f64();
     out
@@ -372,4 +461,128 @@ pub fn run(
         .into_iter()
         .map(|o| o.expect("every job ran"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::Kind;
+
+    /// A deterministic stand-in for N(0, 1) noise (sum of uniforms).
+    fn noise(seed: &mut u64) -> f64 {
+        let mut sum = 0.0;
+        for _ in 0..12 {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            sum += (*seed >> 11) as f64 / (1u64 << 53) as f64;
+        }
+        sum - 6.0
+    }
+
+    fn job(y: Vec<f64>) -> Job {
+        let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let ds = (0..y.len() as i64)
+            .map(|i| start + Duration::days(i))
+            .collect();
+        Job {
+            key: SeriesKey {
+                kind: Kind::CategoryOutflow,
+                currency: "EUR".into(),
+                subject: "test".into(),
+            },
+            series: Series::new(ds, y).unwrap(),
+            recurring: Vec::new(),
+            balance: None,
+            threshold: 0.0,
+            backtest: true,
+            init: None,
+            carried: None,
+        }
+    }
+
+    fn cfg() -> RefreshConfig {
+        RefreshConfig {
+            horizon_days: 28,
+            uncertainty_samples: 50,
+            backtest_folds: 6,
+            backtest_days: 28,
+            threads: 1,
+            ..RefreshConfig::default()
+        }
+    }
+
+    fn total(o: &Outcome) -> f64 {
+        o.forecast.as_ref().unwrap().yhat.iter().sum()
+    }
+
+    #[test]
+    fn noise_is_served_a_baseline_no_worse_than_the_mean() {
+        let mut seed = 7;
+        let y: Vec<f64> = (0..420)
+            .map(|_| 1000.0 + 300.0 * noise(&mut seed))
+            .collect();
+        let o = run_one(&Forecaster::new(), &cfg(), &job(y.clone()));
+        assert_eq!(o.status, Status::Ok, "{:?}", o.error);
+        let Some(ModelKind::Baseline(b)) = o.model else {
+            panic!(
+                "white noise must be served a baseline, got {:?} ({:?})",
+                o.model, o.backtest
+            );
+        };
+        let cuts = cutoffs(y.len(), 6, 28, cfg().min_history_days);
+        let scores = baseline_backtest(&cfg(), &job(y).series, &cuts);
+        let weekly = |x: Baseline| {
+            scores
+                .iter()
+                .find(|s| s.0 == x)
+                .unwrap()
+                .1
+                .weekly_mae
+                .unwrap()
+        };
+        assert!(weekly(b) <= weekly(Baseline::MeanRate), "{b:?}");
+        let fc = o.forecast.as_ref().unwrap();
+        assert!(
+            fc.lower.iter().zip(&fc.upper).all(|(l, u)| l < u),
+            "an interval"
+        );
+    }
+
+    #[test]
+    fn intermittent_spending_is_never_forecast_as_zero() {
+        let mut seed = 11;
+        // About one day in six spends around 600: a rate of about 100/day.
+        let y: Vec<f64> = (0..420)
+            .map(|_| {
+                let u = noise(&mut seed);
+                if u > 1.0 {
+                    600.0 + 50.0 * noise(&mut seed)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let rate = y.iter().sum::<f64>() / y.len() as f64;
+        let o = run_one(&Forecaster::new(), &cfg(), &job(y));
+        assert_eq!(o.status, Status::Ok, "{:?}", o.error);
+        let t = total(&o);
+        assert!(
+            t > 0.5 * rate * 28.0 && t < 1.5 * rate * 28.0,
+            "28-day total {t} against a rate of {rate}/day ({:?})",
+            o.model
+        );
+    }
+
+    #[test]
+    fn a_trend_is_served_prophet_with_skill() {
+        let mut seed = 3;
+        let y: Vec<f64> = (0..420)
+            .map(|i| 200.0 + 5.0 * i as f64 + 20.0 * noise(&mut seed))
+            .collect();
+        let o = run_one(&Forecaster::new(), &cfg(), &job(y));
+        assert_eq!(o.model, Some(ModelKind::Prophet), "{:?}", o.backtest);
+        let skill = o.backtest.and_then(|b| b.skill).unwrap();
+        assert!(skill > 0.2, "skill {skill}");
+    }
 }

@@ -192,6 +192,7 @@ pub fn forecast_bench(
                 threshold: 0.0,
                 backtest: false,
                 init: None,
+                carried: None,
             }
         })
         .collect();
@@ -413,6 +414,7 @@ mod tests {
             threshold: 0.0,
             backtest: false,
             init: None,
+            carried: None,
         };
         let cfg = RefreshConfig {
             horizon_days: 10,

@@ -50,6 +50,10 @@ pub struct ForecastConfig {
     /// Rolling-origin backtest folds (0 = none) and days held out per fold.
     pub backtest_folds: usize,
     pub backtest_days: usize,
+    /// Prophet's forecast is served only when its backtest skill over the
+    /// best baseline (weekly totals) is at least this (0.05: 5% better);
+    /// otherwise the best baseline is, labelled with its name in `model`.
+    pub choice_margin: f64,
     /// A refit series reruns its backtest once this has passed since the
     /// last one (`0` = every refit); in between the last scores are kept.
     #[serde(deserialize_with = "text_or_number")]
@@ -97,6 +101,7 @@ impl Default for ForecastConfig {
             training_window_days: r.training_window_days,
             backtest_folds: r.backtest_folds,
             backtest_days: r.backtest_days,
+            choice_margin: r.choice_margin,
             backtest_interval: "1d".into(),
             threads: r.threads,
             warm_start: true,
@@ -123,6 +128,7 @@ impl ForecastConfig {
             training_window_days: self.training_window_days,
             backtest_folds: self.backtest_folds,
             backtest_days: self.backtest_days,
+            choice_margin: self.choice_margin,
             threads: self.threads,
         }
     }

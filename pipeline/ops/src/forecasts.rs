@@ -485,6 +485,7 @@ pub async fn refresh_store(
                 } else {
                     prev.and_then(|p| p.params.clone())
                 },
+                carried: carried.map(|c| c.0),
             },
         ));
     }
