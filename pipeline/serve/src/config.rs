@@ -41,6 +41,10 @@ pub struct HttpConfig {
     /// Server worker threads (each runs its own event loop; queries run on
     /// the service's shared runtime).
     pub workers: usize,
+    /// Stored `Idempotency-Key` answers older than this are removed (at
+    /// most hourly, when answers are stored); `0` keeps them forever.
+    #[serde(deserialize_with = "text_or_number")]
+    pub idempotency_ttl: String,
     /// MiB of decoded table files the API keeps in memory, so that reads do
     /// not decode Parquet each time; a table that does not fit is read from
     /// its files. 0 turns the cache off.
@@ -61,6 +65,7 @@ impl Default for HttpConfig {
             ingest_burst: 100,
             query_timeout: "30s".into(),
             workers: 2,
+            idempotency_ttl: "24h".into(),
             read_cache_mb: 256,
         }
     }
@@ -69,6 +74,11 @@ impl Default for HttpConfig {
 impl HttpConfig {
     pub fn query_timeout(&self) -> Duration {
         parse_duration(&self.query_timeout).unwrap_or(Duration::from_secs(30))
+    }
+
+    /// How long stored idempotency answers are kept (`None`: forever).
+    pub fn idempotency_ttl(&self) -> Option<Duration> {
+        parse_duration(&self.idempotency_ttl).filter(|d| !d.is_zero())
     }
 
     pub fn socket_addr(&self) -> Result<SocketAddr> {
@@ -83,6 +93,8 @@ impl HttpConfig {
     pub fn validate(&self) -> Result<()> {
         self.socket_addr()?;
         duration("http.query_timeout", &self.query_timeout)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        duration("http.idempotency_ttl", &self.idempotency_ttl)
             .map_err(|e| Error::Config(e.to_string()))?;
         if !matches!(self.probes.as_str(), "loopback" | "open" | "token") {
             return Err(Error::Config(format!(

@@ -17,7 +17,9 @@
 //! (temporary file, fsync, rename). A retry with the same key replays the
 //! stored answer. A crash after the commit but before the answer was stored
 //! makes a retry process the body again: its records are then reported as
-//! duplicates (they are stored once either way).
+//! duplicates (they are stored once either way). Answers older than
+//! `http.idempotency_ttl` (24h) are removed, at most hourly when an answer
+//! is stored; a retry after that is processed again, with the same effect.
 //!
 //! A quarantined record can be re-submitted fixed in its place
 //! ([`resubmit`]): it is ingested under the quarantined row's source, and
@@ -396,6 +398,60 @@ fn idempotency_path(state: &AppState, token_id: &str, key: &str) -> PathBuf {
         .join(format!("{hex}.json"))
 }
 
+/// How often expired answers are looked for.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes stored answers (and leftover temporary files) in `dir` last
+/// written more than `ttl` ago; returns how many.
+pub fn prune_answers(dir: &std::path::Path, ttl: std::time::Duration) -> std::io::Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.ends_with(".json") || name.ends_with(".json.tmp")) {
+            continue;
+        }
+        let age = entry
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok());
+        if age.is_some_and(|a| a > ttl) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Prunes expired answers if the last look was over [`PRUNE_EVERY`] ago.
+fn maybe_prune(state: &AppState) {
+    let Some(ttl) = state.config.idempotency_ttl() else {
+        return;
+    };
+    {
+        let mut last = state.pruned.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    let dir = state.data_dir.join("state").join("idempotency");
+    match prune_answers(&dir, ttl) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "idempotency: expired answers removed"),
+        Err(e) => tracing::warn!(error = %e, "idempotency: removing expired answers failed"),
+    }
+}
+
 fn store_answer(path: &std::path::Path, answer: &IngestAnswer) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().expect("idempotency dir");
@@ -523,6 +579,7 @@ pub(crate) async fn ingest(
         if let Err(error) = store_answer(p, &answer) {
             tracing::error!(%error, "cannot store the answer of an idempotent ingest; a retry reports its records as duplicates");
         }
+        maybe_prune(&state);
     }
     Ok(HttpResponse::Ok().json(answer))
 }
@@ -640,6 +697,38 @@ mod tests {
         assert!(lines[0].contains("12345678901234567.89"), "{text}");
         assert!(lines[1].contains(r#""line\nbreak""#));
         assert!(array_to_ndjson(b"{\"a\": 1}").is_err());
+    }
+
+    #[test]
+    fn expired_answers_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        for (name, aged) in [
+            ("a.json", true),
+            ("b.json", false),
+            ("c.json.tmp", true),
+            ("keep.txt", true),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "{}").unwrap();
+            if aged {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_modified(old)
+                    .unwrap();
+            }
+        }
+        let ttl = std::time::Duration::from_secs(86_400);
+        assert_eq!(prune_answers(dir.path(), ttl).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["b.json", "keep.txt"]);
+        assert_eq!(prune_answers(&dir.path().join("missing"), ttl).unwrap(), 0);
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct AppState {
     pub ingest: Option<crate::ingest::IngestContext>,
     pub limiter: crate::ingest::RateLimiter,
     pub in_flight: crate::ingest::InFlight,
+    /// When expired idempotency answers were last removed.
+    pub pruned: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl AppState {
@@ -273,6 +275,7 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
         ingest: ctx.ingest,
         limiter: Default::default(),
         in_flight: Default::default(),
+        pruned: Default::default(),
     });
     let limit = ctx.config.max_body_bytes;
     let cors: Arc<Vec<String>> = Arc::new(ctx.config.cors_origins.clone());
