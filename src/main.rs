@@ -167,7 +167,7 @@ enum Command {
         /// A `ds,y` CSV (ds an ISO date, one row per day; gaps allowed).
         #[arg(long)]
         input: Option<PathBuf>,
-        /// Days to forecast (default: forecast.horizon_days from config, 90).
+        /// Days to forecast (default: forecast.horizon_days from config, 91).
         #[arg(long)]
         horizon: Option<usize>,
         /// Prophet holidays CSV `holiday,ds[,lower_window,upper_window]` (with --input).
@@ -186,6 +186,19 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// After the refresh, print the 13-week cash view (table `cash_13w`):
+        /// per ISO week inflow, outflow, net with its interval, known
+        /// recurring items and the balance with its band, for the
+        /// organisation and each account.
+        #[arg(long)]
+        weekly: bool,
+    },
+    /// Known account balances ("anchors"): a balance series and its
+    /// projection start from the latest anchor plus the flows after it;
+    /// accounts without one get no runway.
+    Balance {
+        #[command(subcommand)]
+        what: BalanceCommand,
     },
     /// Benchmarks.
     Bench {
@@ -220,6 +233,37 @@ enum ModelCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         version: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BalanceCommand {
+    /// Record that ACCOUNT held BALANCE (major units, e.g. 1500000.00 or
+    /// -20.50) at the end of --as-of, in table `account_balances`.
+    Set {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        account: String,
+        #[arg(allow_hyphen_values = true)]
+        balance: String,
+        /// The day (YYYY-MM-DD) at whose end the account held the balance.
+        #[arg(long)]
+        as_of: String,
+        /// ISO 4217 code (default: the currency of the account's transactions).
+        #[arg(long)]
+        currency: Option<String>,
+        /// A note kept with the anchor (e.g. "bank statement 2025-06").
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The anchors in effect: stored ones, `[[forecast.anchors]]` and
+    /// `forecast.opening_balances`, latest per account marked *.
+    List {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -783,6 +827,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             interval_width,
             all,
             json,
+            weekly,
         } => {
             let mut fc = config.forecast.clone();
             if let Some(h) = horizon {
@@ -807,11 +852,105 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
                     let report =
                         finopsia_ops::forecasts::refresh(&data_dir, &fc, all, progress).await?;
-                    if json {
+                    if weekly {
+                        if !json {
+                            eprint!("{}", report.table());
+                        }
+                        print!(
+                            "{}",
+                            finopsia_ops::forecasts::weekly_view(&data_dir, json).await?
+                        );
+                        if json {
+                            println!();
+                        }
+                    } else if json {
                         println!("{}", serde_json::to_string_pretty(&report)?);
                     } else {
                         print!("{}", report.table());
                     }
+                }
+            }
+        }
+        Command::Balance {
+            what:
+                BalanceCommand::Set {
+                    data_dir,
+                    account,
+                    balance,
+                    as_of,
+                    currency,
+                    note,
+                },
+        } => {
+            use finopsia_ops::balances;
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let as_of = balances::parse_date(&as_of)?;
+            let _lock = WriterLock::acquire(&data_dir, None)?;
+            let mut store = finopsia_store::Store::open(&data_dir)?;
+            let a = balances::set(
+                &mut store,
+                &account,
+                &balance,
+                as_of,
+                currency.as_deref(),
+                "cli",
+                note.as_deref(),
+            )
+            .await?;
+            println!(
+                "{}: {} {} at the end of {} (the next forecast refresh starts from it)",
+                a.account_id, a.text, a.currency, a.as_of
+            );
+        }
+        Command::Balance {
+            what: BalanceCommand::List { data_dir, json },
+        } => {
+            use finopsia_ops::balances;
+            let data_dir = data_dir.unwrap_or(config.data_dir);
+            let mut store = finopsia_store::Store::open(&data_dir)?;
+            let mut all = balances::stored(&mut store).await?;
+            all.extend(balances::from_config(&config.forecast.anchors)?);
+            for (acc, v) in &config.forecast.opening_balances {
+                all.push(balances::Anchor {
+                    account_id: acc.clone(),
+                    currency: String::new(),
+                    as_of: chrono::NaiveDate::MIN,
+                    balance: finopsia_ops::ForecastConfig::major("opening balance", v)?,
+                    text: v.clone(),
+                    source: "opening_balances".into(),
+                    note: Some("the day before the account's first transaction".into()),
+                });
+            }
+            let latest = balances::latest(&all);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("no balance anchors: balances are flows only, and no runway is reported");
+            } else {
+                println!(
+                    "  {:<16} {:>20} {:<8} {:<12} {:<16} note",
+                    "account", "balance", "currency", "as of", "source"
+                );
+                for a in &all {
+                    let current = latest.get(&a.account_id) == Some(a);
+                    println!(
+                        "{}{:<16} {:>20} {:<8} {:<12} {:<16} {}",
+                        if current { "* " } else { "  " },
+                        a.account_id,
+                        a.text,
+                        if a.currency.is_empty() {
+                            "-"
+                        } else {
+                            &a.currency
+                        },
+                        if a.as_of == chrono::NaiveDate::MIN {
+                            "opening".to_string()
+                        } else {
+                            a.as_of.to_string()
+                        },
+                        a.source,
+                        a.note.as_deref().unwrap_or("")
+                    );
                 }
             }
         }
@@ -912,8 +1051,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     r.warm_vs_cold_rel_diff_mean, r.warm_vs_cold_rel_diff_max, r.sample
                 );
                 println!(
-                    "cold with backtests:     {:>8.2} s  ({} failed)",
+                    "cold with backtests and model choice: {:>8.2} s  ({} failed)",
                     r.refresh_with_backtest_seconds, r.refresh_with_backtest_failed
+                );
+                println!(
+                    "  served: {}; skill p10 {:.0}%, median {:.0}%, p90 {:.0}%",
+                    r.served
+                        .iter()
+                        .map(|(m, n)| format!("{m} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.skill_p10 * 100.0,
+                    r.skill_median * 100.0,
+                    r.skill_p90 * 100.0
+                );
+                println!(
+                    "  interval: median coverage {:.0}%, {:.0}% of series rescaled, median after {:.0}%",
+                    r.coverage_median * 100.0,
+                    r.calibrated_share * 100.0,
+                    r.calibrated_coverage_median * 100.0
                 );
                 println!(
                     "fit+predict, 1 series:   {:>8.1} ms median over {}",

@@ -194,6 +194,13 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         }
     }
     if sample {
+        let anchors = finopsia_ops::balances::load_sample(engine.store()).await?;
+        if anchors > 0 {
+            tracing::info!(
+                anchors,
+                "sample balance anchors recorded (made up, see README)"
+            );
+        }
         let r = preload_sample(&mut engine, &config).await?;
         tracing::info!(
             accepted = r.counts.accepted,

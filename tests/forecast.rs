@@ -309,8 +309,8 @@ fn forecast_input_errors_are_clear() {
 
 /// Three years of an SME's transactions with planted payroll (monthly, 25th),
 /// rent (monthly, 1st), VAT (quarterly, 21st of Jan/Apr/Jul/Oct, amounts
-/// varying ±8%) and a weekly subscription, among daily sales and irregular
-/// expenses. Returns the canonical CSV.
+/// varying ±8%) and a weekly subscription, among daily sales with a weekly
+/// pattern and irregular expenses. Returns the canonical CSV.
 fn sme_transactions(rng: &mut Rng) -> String {
     let mut csv = String::from(
         "transaction_id,account_id,amount,currency,direction,description,transaction_date,category\n",
@@ -338,9 +338,11 @@ fn sme_transactions(rng: &mut Rng) -> String {
     ];
     let mut d = day("2022-01-01");
     while d <= day("2024-12-31") {
-        // Daily sales, two or three settlements of varying size.
+        // Daily sales, two or three settlements of varying size, with a
+        // weekly pattern (busy Fridays and Saturdays, quiet Sundays).
+        let week = [0.9, 0.9, 1.0, 1.0, 1.4, 1.6, 0.3][d.weekday().num_days_from_monday() as usize];
         for _ in 0..(2 + (rng.unit() < 0.5) as usize) {
-            let amount = 180_000.0 * (1.0 + 0.3 * rng.normal()).max(0.1);
+            let amount = 180_000.0 * week * (1.0 + 0.3 * rng.normal()).max(0.1);
             tx(
                 &mut csv,
                 "ops",
@@ -431,9 +433,154 @@ fn recurring_patterns_are_found_and_improve_the_backtest() {
     let d = data.to_str().unwrap();
     common::import(&data, &[csv.to_str().unwrap()]);
 
+    // Both accounts anchored at the end of the data (the organisation then
+    // is too): ops held 5,000,000.00 and rent 1,200,000.00.
+    common::ok(&[
+        "balance",
+        "set",
+        "--data-dir",
+        d,
+        "ops",
+        "5000000.00",
+        "--as-of",
+        "2024-12-31",
+    ]);
+    common::ok(&[
+        "balance",
+        "set",
+        "--data-dir",
+        d,
+        "rent",
+        "1200000",
+        "--as-of",
+        "2024-12-31",
+    ]);
     let out = common::ok(&["forecast", "--data-dir", d, "--json"]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["failed"], 0, "{report}");
+
+    // Real structure (weekly pattern, payroll, rent, quarterly tax):
+    // Prophet with the recurring items is served, with skill over the best
+    // baseline above 20% on weekly totals over 12 origins.
+    let chosen = common::query(
+        &data,
+        "SELECT series_id, model, holidays, backtest_skill, backtest_baseline, backtest_days \
+         FROM forecast_runs_latest WHERE series_id IN ('org_net_flow/NGN', 'account_net_flow/NGN/ops') \
+         ORDER BY series_id",
+    );
+    eprintln!("chosen: {chosen:#?}");
+    assert_eq!(chosen.len(), 2);
+    for r in &chosen {
+        assert_eq!(common::text(r, "model"), "prophet", "{r:?}");
+        assert!(common::int(r, "holidays") >= 3, "{r:?}");
+        assert_eq!(
+            common::int(r, "backtest_days"),
+            12 * 30,
+            "12 origins of 30 days"
+        );
+        let skill = r["backtest_skill"].as_f64().unwrap();
+        assert!(
+            skill > 0.2,
+            "skill {skill} over {}",
+            common::text(r, "backtest_baseline")
+        );
+    }
+
+    // The 13-week view: 13 weeks per balance series; the weeks sum to the
+    // daily forecast over the same days; the known items in their weeks.
+    let weeks = common::query(
+        &data,
+        "SELECT series_id, week, CAST(week_start AS VARCHAR) AS start, days, inflow, outflow, net, \
+         known_inflow, known_outflow, known_items, balance FROM cash_13w_latest ORDER BY series_id, week",
+    );
+    let ids: std::collections::BTreeSet<&str> =
+        weeks.iter().map(|r| common::text(r, "series_id")).collect();
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        [
+            "account_net_flow/NGN/ops",
+            "account_net_flow/NGN/rent",
+            "org_net_flow/NGN"
+        ]
+    );
+    for id in [
+        "account_net_flow/NGN/ops",
+        "account_net_flow/NGN/rent",
+        "org_net_flow/NGN",
+    ] {
+        let w: Vec<_> = weeks
+            .iter()
+            .filter(|r| common::text(r, "series_id") == id)
+            .collect();
+        assert_eq!(w.len(), 13, "{id}");
+        // The data ends on Tuesday 2024-12-31: week 1 is Wed..Sun.
+        assert_eq!(common::text(w[0], "start"), "2024-12-30");
+        assert_eq!(common::int(w[0], "days"), 5);
+        let days: i64 = w.iter().map(|r| common::int(r, "days")).sum();
+        let net: f64 = w.iter().map(|r| r["net"].as_f64().unwrap()).sum();
+        let daily = common::query(
+            &data,
+            &format!(
+                "SELECT SUM(yhat) AS s FROM (SELECT yhat FROM forecasts_latest WHERE series_id = '{id}' \
+                 ORDER BY ds LIMIT {days})"
+            ),
+        );
+        let daily = daily[0]["s"].as_f64().unwrap();
+        assert!(
+            (net - daily).abs() <= 1e-6 * daily.abs().max(1.0),
+            "{id}: weeks {net} vs days {daily}"
+        );
+        for r in &w {
+            let f = |k: &str| r[k].as_f64().unwrap();
+            assert!(
+                (f("inflow") - f("outflow") - f("net")).abs() < 1e-3,
+                "{r:?}"
+            );
+        }
+    }
+    let week_of = |id: &str, start: &str| {
+        weeks
+            .iter()
+            .find(|r| common::text(r, "series_id") == id && common::text(r, "start") == start)
+            .unwrap_or_else(|| panic!("{id} {start}"))
+            .clone()
+    };
+    // Rent (450,000 on the 1st) in the weeks of 2025-01-01, 02-01 and 03-01.
+    for start in ["2024-12-30", "2025-01-27", "2025-02-24"] {
+        let w = week_of("account_net_flow/NGN/rent", start);
+        assert_eq!(w["known_outflow"].as_f64(), Some(450_000.0), "{w:?}");
+    }
+    assert_eq!(
+        week_of("account_net_flow/NGN/rent", "2025-01-06")["known_items"],
+        0
+    );
+    // Payroll (2,500,000 on the 25th, a Saturday) and VAT (21st) in the
+    // week of 2025-01-20, with that week's subscription; payroll alone in
+    // the week of 2025-02-24 (25th), with its subscription.
+    let jan = week_of("account_net_flow/NGN/ops", "2025-01-20");
+    let vat = jan["known_outflow"].as_f64().unwrap() - 2_500_000.0 - 12_500.0;
+    assert!((800_000.0..1_000_000.0).contains(&vat), "{jan:?}");
+    assert_eq!(common::int(&jan, "known_items"), 3);
+    let feb = week_of("account_net_flow/NGN/ops", "2025-02-24");
+    assert_eq!(feb["known_outflow"].as_f64(), Some(2_512_500.0), "{feb:?}");
+    // The organisation's balance path starts from the two anchors.
+    let org = common::query(
+        &data,
+        "SELECT last_balance, balance_basis FROM forecast_runs_latest WHERE series_id = 'org_balance/NGN'",
+    );
+    assert_eq!(org[0]["last_balance"].as_f64(), Some(6_200_000.0));
+    assert_eq!(common::text(&org[0], "balance_basis"), "anchored");
+    let w1 = week_of("org_net_flow/NGN", "2024-12-30");
+    assert!(
+        (w1["balance"].as_f64().unwrap() - (6_200_000.0 + w1["net"].as_f64().unwrap())).abs()
+            < 1e-3
+    );
+    let weekly = common::ok(&["forecast", "--data-dir", d, "--weekly"]);
+    assert!(
+        weekly.contains("org_net_flow/NGN  (model prophet; balance anchored)"),
+        "{weekly}"
+    );
+    assert!(weekly.contains("2025-W04"), "{weekly}");
 
     let found = common::query(
         &data,
@@ -704,14 +851,14 @@ fn refresh_after_new_data_warm_starts_from_the_previous_fit() {
     );
     assert_eq!(common::int(&cold[0], "warm"), 0, "--all fits from scratch");
     let cold_yhat = latest_yhat(&data, "org_net_flow/NGN");
-    assert_eq!(warm_yhat.len(), 90);
-    assert_eq!(cold_yhat.len(), 90);
+    assert_eq!(warm_yhat.len(), 91);
+    assert_eq!(cold_yhat.len(), 91);
     let diff = warm_yhat
         .iter()
         .zip(&cold_yhat)
         .map(|(a, b)| (a - b).abs())
         .sum::<f64>()
-        / 90.0;
+        / 91.0;
     let mae = org_mae(&data);
     eprintln!(
         "org forecast, warm start vs from scratch: mean |yhat diff| {diff:.0} = {:.2e} of mean |y|, {:.2e} of the backtest MAE {mae:.0}",
@@ -724,4 +871,191 @@ fn refresh_after_new_data_warm_starts_from_the_previous_fit() {
     // scale, far less than the forecast's own error.
     assert!(diff / scale < 1e-2, "{diff} vs mean |y| {scale}");
     assert!(diff < 0.05 * mae, "{diff} vs backtest MAE {mae}");
+}
+
+#[test]
+fn balance_anchors_set_the_balance_path_and_runway_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let mut csv = String::from(
+        "transaction_id,account_id,amount,currency,direction,description,transaction_date\n",
+    );
+    let start = day("2025-03-01");
+    let mut spare_flows = Vec::new();
+    for i in 0..21 {
+        let date = start + Duration::days(i);
+        csv.push_str(&format!(
+            "a{i},main,{}.00,EUR,inflow,Sale,{date}\n",
+            100 + i * 3
+        ));
+        let out = 10.5 + (i % 4) as f64;
+        csv.push_str(&format!("b{i},spare,{out:.2},EUR,outflow,Fees,{date}\n"));
+        spare_flows.push((date, -out));
+    }
+    let f = dir.path().join("txns.csv");
+    std::fs::write(&f, &csv).unwrap();
+    common::import(&data, &[f.to_str().unwrap()]);
+    let cfg = dir.path().join("finopsia.toml");
+    let base = "[forecast]\nhorizon_days = 14\nbacktest_folds = 0\nrunway_threshold = \"50\"\n";
+    std::fs::write(&cfg, base).unwrap();
+    let c = cfg.to_str().unwrap();
+    let forecast = || common::ok(&["forecast", "--config", c, "--data-dir", d, "--json"]);
+    let flow_yhat = |id: &str| -> Vec<(String, f64)> {
+        common::query(
+            &data,
+            &format!(
+                "SELECT CAST(ds AS VARCHAR) AS ds, yhat FROM forecasts_latest WHERE series_id = '{id}' ORDER BY ds"
+            ),
+        )
+        .iter()
+        .map(|r| (common::text(r, "ds").to_string(), r["yhat"].as_f64().unwrap()))
+        .collect()
+    };
+    let path = |id: &str| -> Vec<f64> {
+        common::query(
+            &data,
+            &format!("SELECT yhat FROM forecasts_latest WHERE series_id = '{id}' ORDER BY ds"),
+        )
+        .iter()
+        .map(|r| r["yhat"].as_f64().unwrap())
+        .collect()
+    };
+    let runs = |id: &str| {
+        common::query(
+            &data,
+            &format!(
+                "SELECT last_balance, balance_basis, CAST(anchor_date AS VARCHAR) AS anchor_date, \
+                 CAST(below_threshold_date AS VARCHAR) AS below, lowest_balance \
+                 FROM forecast_runs_latest WHERE series_id = '{id}'"
+            ),
+        )[0]
+        .clone()
+    };
+
+    // No anchor: flows only, no balance level, no runway.
+    forecast();
+    let spare = runs("account_balance/EUR/spare");
+    assert_eq!(common::text(&spare, "balance_basis"), "flows only");
+    assert!(
+        spare.get("last_balance").is_none() && spare.get("below").is_none(),
+        "{spare:?}"
+    );
+    assert!(common::query(&data, "SELECT * FROM runway").is_empty());
+    // The path is the cumulative forecast flow from the last day of data.
+    let flow = flow_yhat("account_net_flow/EUR/spare");
+    assert_eq!(flow.len(), 14);
+    let mut acc = 0.0;
+    for (p, (_, y)) in path("account_balance/EUR/spare").iter().zip(&flow) {
+        acc += y;
+        assert!((p - acc).abs() < 1e-9, "{p} vs {acc}");
+    }
+
+    // An anchor on 2025-03-10: 300.25 plus the flows of the 11th..21st.
+    common::ok(&[
+        "balance",
+        "set",
+        "--data-dir",
+        d,
+        "spare",
+        "300.25",
+        "--as-of",
+        "2025-03-10",
+    ]);
+    let listed = common::ok(&["balance", "list", "--data-dir", d]);
+    assert!(
+        listed.contains("* spare") && listed.contains("300.25"),
+        "{listed}"
+    );
+    forecast();
+    let after: f64 = spare_flows
+        .iter()
+        .filter(|(date, _)| *date > day("2025-03-10"))
+        .map(|(_, v)| v)
+        .sum();
+    let last = 300.25 + after;
+    let spare = runs("account_balance/EUR/spare");
+    assert_eq!(common::text(&spare, "balance_basis"), "anchored");
+    assert_eq!(common::text(&spare, "anchor_date"), "2025-03-10");
+    assert!(
+        (spare["last_balance"].as_f64().unwrap() - last).abs() < 1e-9,
+        "{spare:?}"
+    );
+    // The path and the runway by hand.
+    let flow = flow_yhat("account_net_flow/EUR/spare");
+    let mut level = last;
+    let mut below = None;
+    let mut lowest = f64::INFINITY;
+    for ((ds, y), p) in flow.iter().zip(path("account_balance/EUR/spare")) {
+        level += y;
+        assert!((p - level).abs() < 1e-9, "{ds}: {p} vs {level}");
+        lowest = lowest.min(level);
+        if below.is_none() && level < 50.0 {
+            below = Some(ds.clone());
+        }
+    }
+    assert!(
+        below.is_some(),
+        "spending about 12 a day from {last} crosses 50"
+    );
+    assert_eq!(
+        spare.get("below").and_then(|b| b.as_str()),
+        below.as_deref()
+    );
+    assert!((spare["lowest_balance"].as_f64().unwrap() - lowest).abs() < 1e-9);
+    // Only the anchored account has a runway; the organisation is not
+    // anchored while main is not.
+    let rw = common::query(&data, "SELECT series_id FROM runway");
+    assert_eq!(rw.len(), 1);
+    assert_eq!(
+        common::text(&rw[0], "series_id"),
+        "account_balance/EUR/spare"
+    );
+    assert_eq!(
+        common::text(&runs("org_balance/EUR"), "balance_basis"),
+        "flows only"
+    );
+
+    // A configured anchor for main: the organisation is anchored too.
+    std::fs::write(
+        &cfg,
+        format!("{base}[[forecast.anchors]]\naccount = \"main\"\nas_of = \"2025-03-21\"\nbalance = \"1000\"\n"),
+    )
+    .unwrap();
+    forecast();
+    let org = runs("org_balance/EUR");
+    assert_eq!(common::text(&org, "balance_basis"), "anchored");
+    assert!(
+        (org["last_balance"].as_f64().unwrap() - (1000.0 + last)).abs() < 1e-9,
+        "{org:?}"
+    );
+    assert_eq!(
+        common::query(&data, "SELECT series_id FROM runway").len(),
+        3
+    );
+
+    // Bad input is refused with a clear message.
+    let out = common::finopsia(&[
+        "balance",
+        "set",
+        "--data-dir",
+        d,
+        "spare",
+        "1.234",
+        "--as-of",
+        "2025-03-10",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 2 decimals"));
+    let out = common::finopsia(&[
+        "balance",
+        "set",
+        "--data-dir",
+        d,
+        "nobody",
+        "1",
+        "--as-of",
+        "2025-03-10",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --currency"));
 }

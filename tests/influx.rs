@@ -161,6 +161,11 @@ fn window_tables_forecasts_and_runway_read_back_exactly() {
     .replace(
         "refresh_interval = \"0\"",
         "refresh_interval = \"1h\"\nrefresh_debounce = \"1h\"",
+    )
+    // A known balance for account 1, so that it has a runway.
+    .replace(
+        "backtest_folds = 0\n",
+        "backtest_folds = 0\n[[forecast.anchors]]\naccount = \"1\"\nas_of = \"2025-09-30\"\nbalance = \"2400000\"\n",
     );
     let config = write_config(tmp.path(), &body);
     // History first: the sample, and a forecast refresh over it.

@@ -44,6 +44,78 @@ pub struct Score {
     /// `1 − weekly_mae / baseline_weekly_mae`: above 0 the model beats the
     /// best baseline, below 0 it loses to it.
     pub skill: Option<f64>,
+    /// The factor applied to the interval's distances from the point
+    /// forecast so that the backtest's coverage matches the nominal width
+    /// (1 when the raw coverage was within the calibration margin).
+    pub interval_scale: Option<f64>,
+    /// Coverage on the backtest folds with `interval_scale` applied.
+    pub calibrated_coverage: Option<f64>,
+}
+
+/// Interval calibration from backtest errors: each held-out day's error as
+/// a multiple of the interval's distance on its side (above the point
+/// forecast: to the upper bound; below: to the lower bound).
+#[derive(Debug, Default, Clone)]
+pub struct Calibrator {
+    ratios: Vec<f64>,
+}
+
+impl Calibrator {
+    pub fn add(&mut self, actual: &[f64], fc: &Forecast) {
+        for (i, y) in actual.iter().enumerate() {
+            let e = y - fc.yhat[i];
+            let half = if e >= 0.0 {
+                fc.upper[i] - fc.yhat[i]
+            } else {
+                fc.yhat[i] - fc.lower[i]
+            };
+            self.ratios.push(if e == 0.0 {
+                0.0
+            } else if half > 0.0 {
+                e.abs() / half
+            } else {
+                f64::INFINITY
+            });
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ratios.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ratios.is_empty()
+    }
+
+    /// The scale that puts a share `width` of the errors inside the
+    /// interval (`None` without errors, or when the interval has no width
+    /// where it would need one).
+    pub fn scale(&self, width: f64) -> Option<f64> {
+        if self.ratios.is_empty() {
+            return None;
+        }
+        let mut r = self.ratios.clone();
+        r.sort_by(|a, b| a.total_cmp(b));
+        let k = ((r.len() as f64 * width).ceil() as usize).clamp(1, r.len()) - 1;
+        let s = r[k];
+        (s.is_finite() && s > 0.0).then_some(s)
+    }
+
+    /// Share of errors inside the interval scaled by `scale`.
+    pub fn coverage(&self, scale: f64) -> f64 {
+        if self.ratios.is_empty() {
+            return 0.0;
+        }
+        self.ratios.iter().filter(|r| **r <= scale).count() as f64 / self.ratios.len() as f64
+    }
+}
+
+/// Scales the interval's distances from the point forecast by `scale`.
+pub fn rescale(fc: &mut Forecast, scale: f64) {
+    for i in 0..fc.yhat.len() {
+        fc.lower[i] = fc.yhat[i] - scale * (fc.yhat[i] - fc.lower[i]);
+        fc.upper[i] = fc.yhat[i] + scale * (fc.upper[i] - fc.yhat[i]);
+    }
 }
 
 /// Accumulates holdout errors.
@@ -225,6 +297,74 @@ mod tests {
         assert!((sc.coverage - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(Scorer::default().score(), None);
         assert_eq!(cutoffs(100, 3, 30, 20), vec![70, 40]);
+    }
+
+    #[test]
+    fn calibration_moves_a_misscaled_interval_to_its_width_on_held_out_origins() {
+        // N(0, 1)-like errors (sum of uniforms) against an interval of ±0.4:
+        // far too narrow for 80%.
+        let mut seed = 42u64;
+        let mut noise = || {
+            let mut sum = 0.0;
+            for _ in 0..12 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                sum += (seed >> 11) as f64 / (1u64 << 53) as f64;
+            }
+            sum - 6.0
+        };
+        let origin = |noise: &mut dyn FnMut() -> f64| {
+            let actual: Vec<f64> = (0..30).map(|_| 100.0 + noise()).collect();
+            let fc = Forecast {
+                ds: vec![],
+                yhat: vec![100.0; 30],
+                lower: vec![99.6; 30],
+                upper: vec![100.4; 30],
+            };
+            (actual, fc)
+        };
+        let mut cal = Calibrator::default();
+        for _ in 0..24 {
+            let (a, f) = origin(&mut noise);
+            cal.add(&a, &f);
+        }
+        assert!(
+            cal.coverage(1.0) < 0.45,
+            "mis-scaled: {}",
+            cal.coverage(1.0)
+        );
+        let s = cal.scale(0.8).unwrap();
+        assert!((cal.coverage(s) - 0.8).abs() < 0.01);
+        // Held-out origins, scored with the calibrated interval.
+        let mut held = Scorer::default();
+        let mut raw = Scorer::default();
+        for _ in 0..24 {
+            let (a, mut f) = origin(&mut noise);
+            raw.add(&a, &f);
+            rescale(&mut f, s);
+            held.add(&a, &f);
+        }
+        let (before, after) = (
+            raw.score().unwrap().coverage,
+            held.score().unwrap().coverage,
+        );
+        assert!(
+            (after - 0.8).abs() <= 0.05,
+            "held-out coverage {before} -> {after} (scale {s})"
+        );
+        // No width where one is needed: no scale.
+        let mut flat = Calibrator::default();
+        flat.add(
+            &[1.0; 10],
+            &Forecast {
+                ds: vec![],
+                yhat: vec![0.0; 10],
+                lower: vec![0.0; 10],
+                upper: vec![0.0; 10],
+            },
+        );
+        assert_eq!(flat.scale(0.8), None);
     }
 
     #[test]

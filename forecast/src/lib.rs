@@ -13,6 +13,7 @@ pub mod recurring;
 pub mod refresh;
 pub mod runway;
 pub mod series;
+pub mod weekly;
 
 pub use model::{
     Fitted, Forecast, Forecaster, HolidayRow, ModelKind, Params, ProphetSettings, Series,

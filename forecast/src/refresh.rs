@@ -10,7 +10,9 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::{cutoffs, with_skill, CashScore, CashScorer, Score, Scorer};
+use crate::backtest::{
+    cutoffs, rescale, with_skill, Calibrator, CashScore, CashScorer, Score, Scorer,
+};
 use crate::baseline::Baseline;
 use crate::model::{
     seasonal_naive, Fitted, Forecast, Forecaster, ModelKind, Params, ProphetSettings, Series,
@@ -44,6 +46,9 @@ pub struct RefreshConfig {
     /// best baseline (on weekly totals) is at least this; otherwise that
     /// baseline is, with an interval from its own backtest errors.
     pub choice_margin: f64,
+    /// When the backtest's interval coverage is further than this from
+    /// `interval_width`, the interval is rescaled from the backtest errors.
+    pub calibration_margin: f64,
     /// Worker threads (0 = one per core).
     pub threads: usize,
 }
@@ -51,7 +56,7 @@ pub struct RefreshConfig {
 impl Default for RefreshConfig {
     fn default() -> Self {
         RefreshConfig {
-            horizon_days: 90,
+            horizon_days: 91,
             interval_width: 0.8,
             uncertainty_samples: 1000,
             changepoint_prior_scale: 0.05,
@@ -59,9 +64,10 @@ impl Default for RefreshConfig {
             holidays_prior_scale: 10.0,
             min_history_days: 56,
             training_window_days: 0,
-            backtest_folds: 2,
+            backtest_folds: 12,
             backtest_days: 30,
             choice_margin: 0.05,
+            calibration_margin: 0.05,
             threads: 0,
         }
     }
@@ -91,6 +97,12 @@ impl RefreshConfig {
             return Err(crate::Error::Input(format!(
                 "choice_margin must be in 0..1, got {}",
                 self.choice_margin
+            )));
+        }
+        if !(0.0..1.0).contains(&self.calibration_margin) {
+            return Err(crate::Error::Input(format!(
+                "calibration_margin must be in 0..1, got {}",
+                self.calibration_margin
             )));
         }
         if self.backtest_folds > 0 && self.backtest_days == 0 {
@@ -348,11 +360,6 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
             } else {
                 Status::ShortHistory
             };
-            if let Some(b) = job.balance {
-                let bal = project_balance(b, &fc);
-                out.runway = runway(&bal, job.threshold);
-                out.balance = Some(bal);
-            }
             out.forecast = Some(fc);
         }
         Err(e) => {
@@ -373,17 +380,24 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
         let scores: Vec<(Baseline, CashScore)> =
             baselines.iter().map(|(b, c, _)| (*b, *c)).collect();
         if job.backtest {
+            let fold_init = out.params.clone();
+            let fold_init = fold_init.as_ref();
             let mut scorer = Scorer::default();
             let mut cash = CashScorer::default();
+            let mut calibrator = Calibrator::default();
             for &cut in &cuts {
                 let train = series.head(cut);
                 let end = (cut + cfg.backtest_days).min(series.len());
                 let hold = &series.ds[cut..end];
                 let actual = &series.y[cut..end];
-                match fit(fx, cfg, &train, &recurring, hold, prophet, None) {
+                // Each fold starts the optimizer from the full fit's
+                // parameters (a starting point only: the fold's optimum
+                // is its own), faster than from scratch.
+                match fit(fx, cfg, &train, &recurring, hold, prophet, fold_init) {
                     Ok((fc, _)) => {
                         scorer.add(actual, &fc);
                         cash.add(&train.y, actual, &fc.yhat);
+                        calibrator.add(actual, &fc);
                     }
                     Err(e) => {
                         tracing::warn!(series = %job.key.id(), "backtest fold failed: {e}")
@@ -394,13 +408,34 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
                 (Some(score), Some(c)) => Some(with_skill(score, &c, &scores)),
                 (score, _) => score,
             };
+            // Interval calibration: when the folds' coverage is off the
+            // nominal width by more than the margin, the interval's
+            // distances are scaled to match it.
+            if let Some(b) = &mut out.backtest {
+                let scale = if (b.coverage - cfg.interval_width).abs() > cfg.calibration_margin {
+                    calibrator.scale(cfg.interval_width)
+                } else {
+                    None
+                };
+                let scale = scale.unwrap_or(1.0);
+                b.interval_scale = Some(scale);
+                b.calibrated_coverage = Some(calibrator.coverage(scale));
+            }
+        }
+        let evidence = out.backtest.or(job.carried);
+        if let (Some(fc), Some(scale)) = (
+            out.forecast.as_mut(),
+            evidence.and_then(|e| e.interval_scale),
+        ) {
+            if scale != 1.0 {
+                rescale(fc, scale);
+            }
         }
         // Model choice: the model's forecast only where it beats the best
         // baseline that may be served by the margin, on its own backtest
         // (fresh or carried). For intermittent series a repeated or
         // last-week baseline is not served: after a quiet week it forecasts
         // no spending at all.
-        let evidence = out.backtest.or(job.carried);
         let key = |c: &CashScore| c.weekly_mae.unwrap_or(c.total_error);
         let servable = baselines
             .iter()
@@ -412,14 +447,16 @@ pub fn run_one(fx: &Forecaster, cfg: &RefreshConfig, job: &Job) -> Outcome {
                 let fc = baseline_forecast(*b, &series.y, &days, residuals, cfg.interval_width);
                 out.model = Some(ModelKind::Baseline(*b));
                 out.holidays = 0;
-                if let Some(bal) = job.balance {
-                    let projected = project_balance(bal, &fc);
-                    out.runway = runway(&projected, job.threshold);
-                    out.balance = Some(projected);
-                }
                 out.forecast = Some(fc);
             }
         }
+    }
+    // The balance and runway from the served forecast (its calibrated
+    // interval drives the runway's lower bound).
+    if let (Some(b), Some(fc)) = (job.balance, &out.forecast) {
+        let bal = project_balance(b, fc);
+        out.runway = runway(&bal, job.threshold);
+        out.balance = Some(bal);
     }
     out.seconds = started.elapsed().as_secs_f64();
     out

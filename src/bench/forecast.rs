@@ -42,6 +42,18 @@ pub struct ForecastBenchReport {
     /// `backtest_interval`; cold fits.
     pub refresh_with_backtest_seconds: f64,
     pub refresh_with_backtest_failed: usize,
+    /// The model choice of that refresh: series served each model, and the
+    /// distribution of Prophet's skill over the best baseline (weekly
+    /// totals) across series.
+    pub served: std::collections::BTreeMap<String, usize>,
+    pub skill_p10: f64,
+    pub skill_median: f64,
+    pub skill_p90: f64,
+    /// Share of series whose 80% interval needed rescaling, and the median
+    /// raw and calibrated backtest coverage.
+    pub calibrated_share: f64,
+    pub coverage_median: f64,
+    pub calibrated_coverage_median: f64,
     /// Over the sampled series, after the new day: mean |yhat warm-started -
     /// yhat cold| / mean |y| (mean and max), showing the warm start reaches
     /// the same forecast.
@@ -267,7 +279,32 @@ pub fn forecast_bench(
             ..j
         })
         .collect();
-    let (backtest_s, backtest_failed, _) = timed(&with_backtest);
+    let (backtest_s, backtest_failed, chosen) = timed(&with_backtest);
+    let mut served = std::collections::BTreeMap::new();
+    for o in &chosen {
+        *served
+            .entry(o.model.map_or("none", |m| m.as_str()).to_string())
+            .or_insert(0) += 1;
+    }
+    let pick = |f: &dyn Fn(&finopsia_forecast::backtest::Score) -> Option<f64>| {
+        let mut v: Vec<f64> = chosen
+            .iter()
+            .filter_map(|o| o.backtest.as_ref().and_then(f))
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
+    let q = |v: &[f64], p: f64| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v[((v.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    let skills = pick(&|b| b.skill);
+    let coverage = pick(&|b| Some(b.coverage));
+    let calibrated = pick(&|b| b.calibrated_coverage);
+    let scales = pick(&|b| b.interval_scale);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -379,6 +416,14 @@ pub fn forecast_bench(
         refresh_warm_started: warm_started,
         refresh_with_backtest_seconds: backtest_s,
         refresh_with_backtest_failed: backtest_failed,
+        served,
+        skill_p10: q(&skills, 0.1),
+        skill_median: q(&skills, 0.5),
+        skill_p90: q(&skills, 0.9),
+        calibrated_share: scales.iter().filter(|s| **s != 1.0).count() as f64
+            / scales.len().max(1) as f64,
+        coverage_median: q(&coverage, 0.5),
+        calibrated_coverage_median: q(&calibrated, 0.5),
         sample,
         finopsia_fit_predict_ms_median: ours_median,
         python_fit_predict_ms_median: py_median,

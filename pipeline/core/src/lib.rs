@@ -27,3 +27,7 @@ pub use stream::Counts;
 /// The public sample data set (3,000 SME transactions, `finopsia-seed`
 /// preset), bundled for `finopsia run --sample` and the benchmarks.
 pub const SAMPLE_CSV: &str = include_str!("../data/finopsia-seed-transactions.csv");
+/// Made-up balance anchors for the sample's four accounts (the sample has
+/// no balances; these are invented so that its runway tells a plausible
+/// story): `account_id,currency,as_of,balance,note`.
+pub const SAMPLE_BALANCES_CSV: &str = include_str!("../data/finopsia-seed-balances.csv");

@@ -54,6 +54,11 @@ pub struct ForecastConfig {
     /// best baseline (weekly totals) is at least this (0.05: 5% better);
     /// otherwise the best baseline is, labelled with its name in `model`.
     pub choice_margin: f64,
+    /// When the backtest's 80% interval (`interval_width`) covers a share of
+    /// held-out days further than this from its width, the interval is
+    /// rescaled from the backtest errors (`interval_scale` in
+    /// `forecast_runs`).
+    pub calibration_margin: f64,
     /// A refit series reruns its backtest once this has passed since the
     /// last one (`0` = every refit); in between the last scores are kept.
     #[serde(deserialize_with = "text_or_number")]
@@ -74,6 +79,10 @@ pub struct ForecastConfig {
     /// Opening balance per account id, in major units (decimal text), as of
     /// the day before the account's first transaction. Default 0.
     pub opening_balances: BTreeMap<String, String>,
+    /// Known balances: `[[forecast.anchors]]` with `account`, `as_of` (the
+    /// balance at the end of that day) and `balance` (major units, decimal
+    /// text). Anchors recorded with `finopsia balance set` win ties.
+    pub anchors: Vec<crate::balances::AnchorConfig>,
     /// The service refreshes forecasts this often, and after new data once
     /// `refresh_debounce` has passed without more (`0` turns both off).
     #[serde(deserialize_with = "text_or_number")]
@@ -102,11 +111,13 @@ impl Default for ForecastConfig {
             backtest_folds: r.backtest_folds,
             backtest_days: r.backtest_days,
             choice_margin: r.choice_margin,
+            calibration_margin: r.calibration_margin,
             backtest_interval: "1d".into(),
             threads: r.threads,
             warm_start: true,
             runway_threshold: "0".into(),
             opening_balances: BTreeMap::new(),
+            anchors: Vec::new(),
             refresh_interval: "1h".into(),
             refresh_debounce: "5s".into(),
             max_recurring_per_series: 20,
@@ -129,6 +140,7 @@ impl ForecastConfig {
             backtest_folds: self.backtest_folds,
             backtest_days: self.backtest_days,
             choice_margin: self.choice_margin,
+            calibration_margin: self.calibration_margin,
             threads: self.threads,
         }
     }
@@ -168,6 +180,7 @@ impl ForecastConfig {
         for (account, v) in &self.opening_balances {
             Self::major(&format!("forecast.opening_balances.{account}"), v)?;
         }
+        crate::balances::from_config(&self.anchors)?;
         for (name, v) in [
             ("forecast.refresh_interval", &self.refresh_interval),
             ("forecast.refresh_debounce", &self.refresh_debounce),

@@ -7,10 +7,20 @@
 //! - `forecast_runs`: one row per series and run: status, model, settings,
 //!   training window, backtest scores, data fingerprint and, for balance
 //!   series, the runway;
-//! - `recurring`: the detected patterns (replaced by each refresh).
+//! - `recurring`: the detected patterns (replaced by each refresh);
+//! - `cash_13w`: per run and balance series (account, organisation), the
+//!   13-week view of the served forecast.
 //!
-//! The views `forecast_runs_latest`, `forecasts_latest` and `runway` (see
-//! [`VIEWS`]) select the latest run of each series.
+//! The views `forecast_runs_latest`, `forecasts_latest`, `cash_13w_latest`
+//! and `runway` (see [`VIEWS`]) select the latest run of each series.
+//!
+//! What is committed where, in order: one refresh appends its rows to
+//! `forecasts`, then `cash_13w`, then `forecast_runs`, then replaces
+//! `recurring`. A run becomes visible only through its `forecast_runs` rows
+//! (every view joins on them), so a crash before that append leaves
+//! invisible rows and the next refresh, finding no run with the series'
+//! fingerprint, fits it again. Balance anchors are read from
+//! `account_balances` (see [`crate::balances`]), never written here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -28,9 +38,11 @@ use finopsia_forecast::baseline::Baseline;
 use finopsia_forecast::recurring::{self, Event, Recurring};
 use finopsia_forecast::refresh::{self, Job, Outcome, Status};
 use finopsia_forecast::series::{self, Kind, SeriesKey, Txn};
+use finopsia_forecast::weekly::{self, Gross};
 use finopsia_forecast::{Forecast, Forecaster, Params, Series};
 use serde::Serialize;
 
+use crate::balances;
 use crate::config::ForecastConfig;
 use crate::error::{Error, Result};
 use finopsia_store::{Store, View};
@@ -65,7 +77,14 @@ pub struct SummaryRow {
     /// (1 − weekly error / the baseline's; below 0: the baseline is better).
     pub backtest_baseline: Option<&'static str>,
     pub backtest_skill: Option<f64>,
+    /// Interval rescaling from the backtest (1: coverage was within the
+    /// margin) and the folds' coverage with it.
+    pub interval_scale: Option<f64>,
+    pub calibrated_coverage: Option<f64>,
+    /// The balance at the end of the data (anchored balance series only).
     pub last_balance: Option<f64>,
+    /// `anchored` or `flows only` (balance series only).
+    pub balance_basis: Option<&'static str>,
     pub lowest_balance: Option<f64>,
     pub lowest_date: Option<NaiveDate>,
     pub below_threshold_date: Option<NaiveDate>,
@@ -94,7 +113,7 @@ impl RefreshReport {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
         let d = |v: Option<NaiveDate>| v.map_or("-".to_string(), |v| v.to_string());
         let mut out = format!(
-            "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>6} {:<16} {:>16} {:>10} {:>10}\n",
+            "{:<44} {:<13} {:<16} {:>5} {:>16} {:>14} {:>6} {:>9} {:>6} {:<16} {:>16} {:>10} {:>10}\n",
             "series",
             "status",
             "model",
@@ -111,7 +130,7 @@ impl RefreshReport {
         );
         for r in &self.rows {
             out.push_str(&format!(
-                "{:<44} {:<13} {:<14} {:>5} {:>16} {:>14} {:>6} {:>5} {:>6} {:<16} {:>16} {:>10} {:>10}{}\n",
+                "{:<44} {:<13} {:<16} {:>5} {:>16} {:>14} {:>6} {:>9} {:>6} {:<16} {:>16} {:>10} {:>10}{}\n",
                 r.series_id,
                 r.status,
                 r.model.unwrap_or("-"),
@@ -119,7 +138,11 @@ impl RefreshReport {
                 f(r.next_30_days),
                 f(r.backtest_mae),
                 pct(r.backtest_smape.map(|v| v / 2.0)),
-                pct(r.backtest_coverage),
+                match (r.backtest_coverage, r.interval_scale, r.calibrated_coverage) {
+                    (Some(raw), Some(s), Some(cal)) if s != 1.0 =>
+                        format!("{}>{}", pct(Some(raw)), pct(Some(cal))),
+                    (raw, _, _) => pct(raw),
+                },
                 pct(r.backtest_skill),
                 r.backtest_baseline.unwrap_or("-"),
                 f(r.lowest_balance),
@@ -250,6 +273,7 @@ fn fingerprint(
     patterns: &[Recurring],
     settings: &str,
     balance: Option<f64>,
+    basis: Option<Basis>,
 ) -> i64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(settings.as_bytes());
@@ -266,7 +290,35 @@ fn fingerprint(
     if let Some(b) = balance {
         h.update(&b.to_bits().to_le_bytes());
     }
+    if let Some(Basis::Anchored { as_of, anchor, .. }) = basis {
+        h.update(&to_days(as_of).to_le_bytes());
+        h.update(&anchor.to_bits().to_le_bytes());
+    }
     h.digest() as i64
+}
+
+/// Where a balance series starts from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Basis {
+    /// From an anchor: `anchor` at the end of `as_of` (summed over accounts
+    /// for the organisation, `as_of` the latest), `balance` at the end of
+    /// the data.
+    Anchored {
+        balance: f64,
+        as_of: NaiveDate,
+        anchor: f64,
+    },
+    /// No anchor: the cumulative flow from the last day of data.
+    FlowsOnly,
+}
+
+impl Basis {
+    fn as_str(self) -> &'static str {
+        match self {
+            Basis::Anchored { .. } => "anchored",
+            Basis::FlowsOnly => "flows only",
+        }
+    }
 }
 
 /// What the latest successful run of a series left.
@@ -280,7 +332,7 @@ struct Previous {
 
 /// The backtest columns added with the baselines (name, SQL type), in the
 /// order `previous_runs` reads them.
-const SKILL_COLUMNS: [(&str, &str); 8] = [
+const SKILL_COLUMNS: [(&str, &str); 10] = [
     ("backtest_weekly_mae", "DOUBLE"),
     ("backtest_total_error", "DOUBLE"),
     ("backtest_wape", "DOUBLE"),
@@ -289,6 +341,8 @@ const SKILL_COLUMNS: [(&str, &str); 8] = [
     ("baseline_weekly_mae", "DOUBLE"),
     ("baseline_total_error", "DOUBLE"),
     ("backtest_skill", "DOUBLE"),
+    ("interval_scale", "DOUBLE"),
+    ("calibrated_coverage", "DOUBLE"),
 ];
 
 /// The latest successful run per series id from `forecast_runs`.
@@ -318,7 +372,7 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
             if has(c) {
                 c.to_string()
             } else {
-                format!("CAST(NULL AS {t})")
+                format!("CAST(NULL AS {t}) AS {c}")
             }
         })
         .collect();
@@ -353,6 +407,7 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
         let (weekly, total, wape, mase) = (col(8)?, col(9)?, col(10)?, col(11)?);
         let baseline = strings(b.column(12))?;
         let (b_weekly, b_total, skill) = (col(13)?, col(14)?, col(15)?);
+        let (scale, calibrated) = (col(16)?, col(17)?);
         let opt = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
         for i in 0..b.num_rows() {
             if fp.is_null(i) {
@@ -377,6 +432,8 @@ async fn previous_runs(store: &mut Store) -> Result<HashMap<String, Previous>> {
                 baseline_weekly_mae: opt(&b_weekly, i),
                 baseline_total_error: opt(&b_total, i),
                 skill: opt(&skill, i),
+                interval_scale: opt(&scale, i),
+                calibrated_coverage: opt(&calibrated, i),
             });
             out.insert(
                 ids.value(i).to_string(),
@@ -427,15 +484,73 @@ pub async fn refresh_store(
     let threshold = cfg.threshold()?;
     let rc = cfg.refresh_config();
     let settings_json = serde_json::to_string(&rc).expect("settings serialize");
-    // Opening balances per account, and their sum per currency.
-    let mut openings: BTreeMap<String, f64> = BTreeMap::new();
+    // Balance anchors: stored ones first (they win ties), then the
+    // configured ones, then opening balances (the day before an account's
+    // first transaction).
+    let mut anchors = balances::stored(store).await?;
+    anchors.extend(balances::from_config(&cfg.anchors)?);
     for (acc, v) in &cfg.opening_balances {
-        openings.insert(acc.clone(), ForecastConfig::major("opening balance", v)?);
+        let first = all_series
+            .iter()
+            .filter(|(k, _)| k.kind == Kind::AccountNetFlow && &k.subject == acc)
+            .filter_map(|(_, s)| s.ds.first().copied())
+            .min();
+        if let Some(first) = first {
+            anchors.push(balances::Anchor {
+                account_id: acc.clone(),
+                currency: String::new(),
+                as_of: first.pred_opt().expect("date in range"),
+                balance: ForecastConfig::major("opening balance", v)?,
+                text: v.clone(),
+                source: "opening_balances".into(),
+                note: None,
+            });
+        }
     }
-    let mut org_opening: BTreeMap<String, f64> = BTreeMap::new();
-    for key in all_series.keys().filter(|k| k.kind == Kind::AccountNetFlow) {
-        *org_opening.entry(key.currency.clone()).or_default() +=
-            openings.get(&key.subject).copied().unwrap_or(0.0);
+    let latest = balances::latest(&anchors);
+    // Each account's balance at the end of its data, when anchored; the
+    // organisation's per currency when every account in it is.
+    let mut account_balance: BTreeMap<String, Basis> = BTreeMap::new();
+    let mut org_balance: BTreeMap<String, Basis> = BTreeMap::new();
+    for (key, s) in all_series
+        .iter()
+        .filter(|(k, _)| k.kind == Kind::AccountNetFlow)
+    {
+        let basis = match latest.get(&key.subject) {
+            Some(a) => Basis::Anchored {
+                balance: balances::balance_at_end(a, &s.ds, &s.y),
+                as_of: a.as_of,
+                anchor: a.balance,
+            },
+            None => Basis::FlowsOnly,
+        };
+        let org = org_balance
+            .entry(key.currency.clone())
+            .or_insert(Basis::Anchored {
+                balance: 0.0,
+                as_of: NaiveDate::MIN,
+                anchor: 0.0,
+            });
+        *org = match (&*org, &basis) {
+            (
+                Basis::Anchored {
+                    balance,
+                    as_of,
+                    anchor,
+                },
+                Basis::Anchored {
+                    balance: b,
+                    as_of: d,
+                    anchor: a,
+                },
+            ) => Basis::Anchored {
+                balance: balance + b,
+                as_of: (*as_of).max(*d),
+                anchor: anchor + a,
+            },
+            _ => Basis::FlowsOnly,
+        };
+        account_balance.insert(key.subject.clone(), basis);
     }
     let previous = previous_runs(store).await?;
     let backtest_every = cfg.backtest_interval().as_micros() as i64;
@@ -444,13 +559,18 @@ pub async fn refresh_store(
     let mut unchanged = Vec::new();
     for (key, s) in &all_series {
         let recurring = patterns_for(key, &patterns, cfg.max_recurring_per_series);
-        let balance = match key.kind {
-            Kind::AccountNetFlow => Some(openings.get(&key.subject).copied().unwrap_or(0.0)),
-            Kind::OrgNetFlow => Some(org_opening.get(&key.currency).copied().unwrap_or(0.0)),
+        let basis = match key.kind {
+            Kind::AccountNetFlow => account_balance.get(&key.subject).copied(),
+            Kind::OrgNetFlow => org_balance.get(&key.currency).copied(),
             Kind::CategoryOutflow => None,
-        }
-        .map(|open| open + s.y.iter().sum::<f64>());
-        let fp = fingerprint(s, &recurring, &settings_json, balance);
+        };
+        // Without an anchor the "balance" is the cumulative flow from the
+        // last day of data: a projected change, never a level.
+        let balance = basis.map(|b| match b {
+            Basis::Anchored { balance, .. } => balance,
+            Basis::FlowsOnly => 0.0,
+        });
+        let fp = fingerprint(s, &recurring, &settings_json, balance, basis);
         let prev = previous.get(&key.id());
         if !all && prev.is_some_and(|p| p.fingerprint == fp) {
             unchanged.push((key.clone(), s.len()));
@@ -473,6 +593,7 @@ pub async fn refresh_store(
         jobs.push((
             fp,
             carried,
+            basis,
             Job {
                 key: key.clone(),
                 series: s.clone(),
@@ -492,7 +613,8 @@ pub async fn refresh_store(
 
     let fps: Vec<i64> = jobs.iter().map(|j| j.0).collect();
     let carried: Vec<Option<(Score, i64)>> = jobs.iter().map(|j| j.1).collect();
-    let jobs: Vec<Job> = jobs.into_iter().map(|j| j.2).collect();
+    let bases: Vec<Option<Basis>> = jobs.iter().map(|j| j.2).collect();
+    let jobs: Vec<Job> = jobs.into_iter().map(|j| j.3).collect();
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(jobs.len() as u64);
         b.set_style(
@@ -522,6 +644,12 @@ pub async fn refresh_store(
         b.finish_and_clear();
     }
     let (jobs, mut outcomes) = outcomes;
+    // Runway only where the balance is known.
+    for (o, b) in outcomes.iter_mut().zip(&bases) {
+        if *b == Some(Basis::FlowsOnly) {
+            o.runway = None;
+        }
+    }
     // When each outcome's backtest scores were computed.
     let mut backtest_at = Vec::with_capacity(outcomes.len());
     for (o, c) in outcomes.iter_mut().zip(&carried) {
@@ -547,8 +675,14 @@ pub async fn refresh_store(
             &outcomes,
             &fps,
             &backtest_at,
+            &bases,
         )?;
+        let weeks = cash_13w_batch(run_id, &cfg_rc, &jobs, &outcomes, &bases, &loaded.txns)?;
+        // `forecast_runs` last: it is what makes a run visible.
         store.append("forecasts", vec![fc_batch], None).await?;
+        if weeks.num_rows() > 0 {
+            store.append(CASH_13W, vec![weeks], None).await?;
+        }
         store.append("forecast_runs", vec![runs], None).await?;
     }
     store
@@ -558,7 +692,8 @@ pub async fn refresh_store(
     let mut rows: Vec<SummaryRow> = jobs
         .iter()
         .zip(&outcomes)
-        .map(|(j, o)| summary_row(j, o))
+        .zip(&bases)
+        .map(|((j, o), b)| summary_row(j, o, *b))
         .collect();
     for (key, days) in &unchanged {
         rows.push(SummaryRow {
@@ -575,7 +710,10 @@ pub async fn refresh_store(
             backtest_weekly_mae: None,
             backtest_baseline: None,
             backtest_skill: None,
+            interval_scale: None,
+            calibrated_coverage: None,
             last_balance: None,
+            balance_basis: None,
             lowest_balance: None,
             lowest_date: None,
             below_threshold_date: None,
@@ -607,7 +745,7 @@ pub async fn refresh_store(
     Ok(report)
 }
 
-fn summary_row(job: &Job, o: &Outcome) -> SummaryRow {
+fn summary_row(job: &Job, o: &Outcome, basis: Option<Basis>) -> SummaryRow {
     let next_30 = o
         .forecast
         .as_ref()
@@ -629,7 +767,10 @@ fn summary_row(job: &Job, o: &Outcome) -> SummaryRow {
         backtest_weekly_mae: o.backtest.and_then(|b| b.weekly_mae),
         backtest_baseline: o.backtest.and_then(|b| b.baseline.map(|b| b.as_str())),
         backtest_skill: o.backtest.and_then(|b| b.skill),
-        last_balance: job.balance,
+        interval_scale: o.backtest.and_then(|b| b.interval_scale),
+        calibrated_coverage: o.backtest.and_then(|b| b.calibrated_coverage),
+        last_balance: job.balance.filter(|_| basis != Some(Basis::FlowsOnly)),
+        balance_basis: basis.map(|b| b.as_str()),
         lowest_balance: o.runway.as_ref().map(|r| r.lowest),
         lowest_date: o.runway.as_ref().map(|r| r.lowest_date),
         below_threshold_date: o.runway.as_ref().and_then(|r| r.below_date),
@@ -732,6 +873,7 @@ fn runs_batch(
     outcomes: &[Outcome],
     fps: &[i64],
     backtest_at: &[Option<i64>],
+    bases: &[Option<Basis>],
 ) -> Result<RecordBatch> {
     #[derive(Default)]
     struct Cols {
@@ -768,9 +910,20 @@ fn runs_batch(
         baseline_weekly_mae: Vec<Option<f64>>,
         baseline_total_error: Vec<Option<f64>>,
         skill: Vec<Option<f64>>,
+        interval_scale: Vec<Option<f64>>,
+        calibrated_coverage: Vec<Option<f64>>,
+        basis: Vec<Option<&'static str>>,
+        anchor_date: Vec<Option<i32>>,
+        anchor_balance: Vec<Option<f64>>,
     }
     let mut c = Cols::default();
-    for (((job, o), fp), bt_at) in jobs.iter().zip(outcomes).zip(fps).zip(backtest_at) {
+    for ((((job, o), fp), bt_at), basis) in jobs
+        .iter()
+        .zip(outcomes)
+        .zip(fps)
+        .zip(backtest_at)
+        .zip(bases)
+    {
         let mut row = |id: String, kind: &str, is_balance: bool| {
             c.id.push(id);
             c.kind.push(kind.to_string());
@@ -799,12 +952,24 @@ fn runs_batch(
             c.baseline_total_error
                 .push(bt.and_then(|b| b.baseline_total_error));
             c.skill.push(bt.and_then(|b| b.skill));
+            c.interval_scale.push(bt.and_then(|b| b.interval_scale));
+            c.calibrated_coverage
+                .push(bt.and_then(|b| b.calibrated_coverage));
             c.bt_at.push(if is_balance { None } else { *bt_at });
             c.fp.push(*fp);
             c.secs.push(o.seconds);
             let rw = if is_balance { o.runway.as_ref() } else { None };
-            c.last_balance
-                .push(if is_balance { job.balance } else { None });
+            let anchored = match basis {
+                Some(Basis::Anchored { as_of, anchor, .. }) if is_balance => {
+                    Some((*as_of, *anchor))
+                }
+                _ => None,
+            };
+            c.last_balance.push(anchored.and(job.balance));
+            c.basis
+                .push(basis.filter(|_| is_balance).map(|b| b.as_str()));
+            c.anchor_date.push(anchored.map(|a| to_days(a.0)));
+            c.anchor_balance.push(anchored.map(|a| a.1));
             c.lowest.push(rw.map(|r| r.lowest));
             c.lowest_date.push(rw.map(|r| to_days(r.lowest_date)));
             c.below.push(rw.and_then(|r| r.below_date.map(to_days)));
@@ -872,6 +1037,11 @@ fn runs_batch(
             Arc::new(Float64Array::from(c.baseline_weekly_mae)),
             Arc::new(Float64Array::from(c.baseline_total_error)),
             Arc::new(Float64Array::from(c.skill)),
+            Arc::new(Float64Array::from(c.interval_scale)),
+            Arc::new(Float64Array::from(c.calibrated_coverage)),
+            Arc::new(StringArray::from(c.basis)),
+            Arc::new(Date32Array::from(c.anchor_date)),
+            Arc::new(Float64Array::from(c.anchor_balance)),
         ],
     )?)
 }
@@ -919,7 +1089,243 @@ pub fn runs_schema() -> SchemaRef {
         f64f("baseline_weekly_mae"),
         f64f("baseline_total_error"),
         f64f("backtest_skill"),
+        // Interval calibration from the backtest errors.
+        f64f("interval_scale"),
+        f64f("calibrated_coverage"),
+        // Balance series: where the balance starts from.
+        utf8("balance_basis"),
+        datef("anchor_date"),
+        f64f("anchor_balance"),
     ]))
+}
+
+/// The 13-week cash view's table.
+pub const CASH_13W: &str = "cash_13w";
+
+/// Schema of `cash_13w`: per run, balance series (account and organisation
+/// per currency) and ISO week, the weekly view of its forecast.
+pub fn cash_13w_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        i64f("run_id"),
+        utf8("series_id"),
+        utf8("kind"),
+        utf8("currency"),
+        utf8("subject"),
+        utf8("model"),
+        utf8("balance_basis"),
+        i64f("week"),
+        datef("week_start"),
+        utf8("iso_week"),
+        i64f("days"),
+        f64f("inflow"),
+        f64f("outflow"),
+        f64f("net"),
+        f64f("net_lower"),
+        f64f("net_upper"),
+        f64f("known_inflow"),
+        f64f("known_outflow"),
+        i64f("known_items"),
+        f64f("balance"),
+        f64f("balance_lower"),
+        f64f("balance_upper"),
+    ]))
+}
+
+/// The latest 13-week view of every balance series as text (or, with
+/// `json`, one JSON array of its rows): organisation first, then accounts.
+pub async fn weekly_view(data_dir: &Path, json: bool) -> Result<String> {
+    let mut store = Store::open(data_dir)?.with_views(VIEWS);
+    if !store.exists(CASH_13W) {
+        return Err(Error::Config(
+            "no 13-week view yet: run `finopsia forecast` first".into(),
+        ));
+    }
+    let batches = store
+        .query(
+            "SELECT series_id, kind, currency, subject, model, balance_basis, week, \
+             CAST(week_start AS VARCHAR) AS week_start, iso_week, days, inflow, outflow, net, \
+             net_lower, net_upper, known_inflow, known_outflow, known_items, balance, \
+             balance_lower, balance_upper FROM cash_13w_latest \
+             ORDER BY CASE WHEN kind = 'org' THEN 0 ELSE 1 END, series_id, week",
+        )
+        .await?;
+    let mut buf = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
+        for b in &batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    let rows: Vec<serde_json::Value> = if buf.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&buf).expect("arrow json")
+    };
+    if json {
+        return Ok(serde_json::to_string_pretty(&rows).expect("json"));
+    }
+    let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(0.0);
+    let t = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
+    let mut out = String::new();
+    let mut current = String::new();
+    for r in &rows {
+        let id = t(r, "series_id");
+        if id != current {
+            let basis = t(r, "balance_basis");
+            out.push_str(&format!(
+                "\n{id}  (model {}; balance {})\n{:<9} {:<10} {:>4} {:>14} {:>14} {:>14} {:>29} {:>14} {:>16} {:>29}\n",
+                t(r, "model"),
+                if basis == "flows only" {
+                    "flows only: no anchor, the change from the last day of data".to_string()
+                } else {
+                    basis
+                },
+                "week",
+                "starts",
+                "days",
+                "inflow",
+                "outflow",
+                "net",
+                "net (80% interval)",
+                "known items",
+                "balance",
+                "balance band"
+            ));
+            current = id;
+        }
+        let known = f(r, "known_inflow") - f(r, "known_outflow");
+        out.push_str(&format!(
+            "{:<9} {:<10} {:>4} {:>14.0} {:>14.0} {:>14.0} {:>29} {:>14} {:>16.0} {:>29}\n",
+            t(r, "iso_week"),
+            t(r, "week_start"),
+            r["days"].as_i64().unwrap_or(0),
+            f(r, "inflow"),
+            f(r, "outflow"),
+            f(r, "net"),
+            format!("{:.0} .. {:.0}", f(r, "net_lower"), f(r, "net_upper")),
+            if r["known_items"].as_i64().unwrap_or(0) > 0 {
+                format!("{known:.0}")
+            } else {
+                "-".into()
+            },
+            f(r, "balance"),
+            format!(
+                "{:.0} .. {:.0}",
+                f(r, "balance_lower"),
+                f(r, "balance_upper")
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Average daily inflow and outflow over the last 91 days of `key`'s
+/// transactions up to `end`, less the occurrences of its recurring patterns.
+fn gross_rates(txns: &[Txn], patterns: &[Recurring], key: &SeriesKey, end: NaiveDate) -> Gross {
+    let start = end - chrono::Duration::days(90);
+    let mine = |account: &str, currency: &str| {
+        currency == key.currency
+            && (key.kind == Kind::OrgNetFlow
+                || (key.kind == Kind::AccountNetFlow && account == key.subject))
+    };
+    let (mut inflow, mut outflow) = (0.0, 0.0);
+    let mut first = end;
+    for t in txns.iter().filter(|t| t.date >= start && t.date <= end) {
+        if mine(&t.account_id, &t.currency) {
+            first = first.min(t.date);
+            if t.amount >= 0.0 {
+                inflow += t.amount;
+            } else {
+                outflow -= t.amount;
+            }
+        }
+    }
+    for p in patterns.iter().filter(|p| mine(&p.account_id, &p.currency)) {
+        let n = p
+            .occurrences
+            .iter()
+            .filter(|d| **d >= start && **d <= end)
+            .count() as f64;
+        if p.amount >= 0.0 {
+            inflow -= n * p.amount;
+        } else {
+            outflow += n * p.amount;
+        }
+    }
+    let days = ((end - first).num_days() + 1).max(1) as f64;
+    Gross {
+        inflow_per_day: inflow.max(0.0) / days,
+        outflow_per_day: outflow.max(0.0) / days,
+    }
+}
+
+fn cash_13w_batch(
+    run_id: i64,
+    rc: &finopsia_forecast::refresh::RefreshConfig,
+    jobs: &[Job],
+    outcomes: &[Outcome],
+    bases: &[Option<Basis>],
+    txns: &[Txn],
+) -> Result<RecordBatch> {
+    type WeekRow<'a> = (&'a Outcome, &'static str, Option<Basis>, weekly::Week);
+    let mut rows: Vec<WeekRow> = Vec::new();
+    for ((job, o), basis) in jobs.iter().zip(outcomes).zip(bases) {
+        let (Some(fc), Some(last)) = (&o.forecast, o.train_end) else {
+            continue;
+        };
+        let kind = match o.key.kind {
+            Kind::AccountNetFlow => "account",
+            Kind::OrgNetFlow => "org",
+            Kind::CategoryOutflow => continue,
+        };
+        let until = last + chrono::Duration::days(rc.horizon_days as i64);
+        let known = weekly::known_items(job.recurring.iter(), last, until);
+        // Prophet with the patterns as holidays puts them on their dates.
+        let placed = o.model == Some(finopsia_forecast::ModelKind::Prophet) && o.holidays > 0;
+        let gross = gross_rates(txns, &job.recurring, &o.key, last);
+        for w in weekly::build(fc, placed, &known, gross, job.balance.unwrap_or(0.0), 13) {
+            rows.push((o, kind, *basis, w));
+        }
+    }
+    let s = |f: &dyn Fn(&WeekRow) -> Option<String>| {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    let f = |f: &dyn Fn(&weekly::Week) -> f64| {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| f(&r.3)))) as ArrayRef
+    };
+    let i = |f: &dyn Fn(&weekly::Week) -> i64| {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| f(&r.3)))) as ArrayRef
+    };
+    Ok(RecordBatch::try_new(
+        cash_13w_schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![run_id; rows.len()])),
+            s(&|r| Some(r.0.key.id())),
+            s(&|r| Some(r.1.to_string())),
+            s(&|r| Some(r.0.key.currency.clone())),
+            s(&|r| Some(r.0.key.subject.clone())),
+            s(&|r| r.0.model.map(|m| m.as_str().to_string())),
+            s(&|r| r.2.map(|b| b.as_str().to_string())),
+            i(&|w| w.week as i64),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|r| to_days(r.3.week_start)),
+            )),
+            s(&|r| Some(r.3.iso_week.clone())),
+            i(&|w| w.days as i64),
+            f(&|w| w.inflow),
+            f(&|w| w.outflow),
+            f(&|w| w.net),
+            f(&|w| w.net_lower),
+            f(&|w| w.net_upper),
+            f(&|w| w.known_inflow),
+            f(&|w| w.known_outflow),
+            i(&|w| w.known_items as i64),
+            f(&|w| w.balance),
+            f(&|w| w.balance_lower),
+            f(&|w| w.balance_upper),
+        ],
+    )?)
 }
 
 /// Schema of `recurring`.
@@ -996,6 +1402,7 @@ pub const VIEWS: &[View] = &[
         sql: "SELECT r.* FROM forecast_runs r JOIN \
          (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs GROUP BY series_id) l \
          ON r.series_id = l.sid AND r.run_id = l.rid",
+        fallback: None,
     },
     View {
         name: "forecasts_latest",
@@ -1004,13 +1411,33 @@ pub const VIEWS: &[View] = &[
          (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
           WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
          ON f.series_id = l.sid AND f.run_id = l.rid",
+        fallback: None,
+    },
+    View {
+        name: "cash_13w_latest",
+        needs: &["cash_13w", "forecast_runs"],
+        sql: "SELECT c.* FROM cash_13w c JOIN \
+         (SELECT series_id AS sid, MAX(run_id) AS rid FROM forecast_runs \
+          WHERE status IN ('ok', 'short_history', 'fallback') GROUP BY series_id) l \
+         ON c.series_id = l.sid AND c.run_id = l.rid",
+        fallback: None,
     },
     View {
         name: "runway",
         needs: &["forecast_runs", "forecasts"],
+        // Only balances that are known: series without an anchor
+        // (`balance_basis = 'flows only'`) have no runway.
         sql: "SELECT series_id, currency, subject AS account_id, run_at, train_end AS as_of, \
          last_balance, runway_threshold, lowest_balance, lowest_date, below_threshold_date, \
-         lower_below_threshold_date, model, status \
-         FROM forecast_runs_latest WHERE kind IN ('account_balance', 'org_balance')",
+         lower_below_threshold_date, model, status, balance_basis, anchor_date, anchor_balance \
+         FROM forecast_runs_latest WHERE kind IN ('account_balance', 'org_balance') \
+         AND COALESCE(balance_basis, 'anchored') <> 'flows only'",
+        fallback: Some(
+            "SELECT series_id, currency, subject AS account_id, run_at, train_end AS as_of, \
+             last_balance, runway_threshold, lowest_balance, lowest_date, below_threshold_date, \
+             lower_below_threshold_date, model, status, CAST(NULL AS VARCHAR) AS balance_basis, \
+             CAST(NULL AS DATE) AS anchor_date, CAST(NULL AS DOUBLE) AS anchor_balance \
+             FROM forecast_runs_latest WHERE kind IN ('account_balance', 'org_balance')",
+        ),
     },
 ];

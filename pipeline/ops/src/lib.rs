@@ -8,6 +8,7 @@
 //! corrections and evaluates a model on a CSV. The scheduler, store
 //! maintenance and alerts come here next.
 
+pub mod balances;
 pub mod config;
 pub mod error;
 pub mod forecasts;

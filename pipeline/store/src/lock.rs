@@ -1,6 +1,6 @@
 //! One writer per data directory.
 //!
-//! Every command that writes the store (`run`, `import`, `correct`,
+//! Every command that writes the store (`run`, `import`, `correct`, `balance set`,
 //! `forecast`) first takes an exclusive advisory lock (`flock`) on
 //! `<data_dir>/finopsia.lock` and keeps it until it exits. The file then
 //! holds a small JSON note of who holds it (pid, command, start time, inbox),

@@ -40,6 +40,9 @@ pub struct View {
     /// Tables the view reads.
     pub needs: &'static [&'static str],
     pub sql: &'static str,
+    /// Used instead of `sql` when that fails on tables written before a
+    /// column the view reads existed (until the next write adds it).
+    pub fallback: Option<&'static str>,
 }
 
 impl Store {
@@ -305,13 +308,16 @@ pub async fn register_views(ctx: &SessionContext, views: &[View]) -> Result<()> 
             present &= ctx.table_exist(*t)?;
         }
         if present {
-            ctx.sql(&format!(
-                "CREATE OR REPLACE VIEW {} AS {}",
-                view.name, view.sql
-            ))
-            .await?
-            .collect()
-            .await?;
+            let create = |sql: &str| format!("CREATE OR REPLACE VIEW {} AS {sql}", view.name);
+            match (ctx.sql(&create(view.sql)).await, view.fallback) {
+                (Ok(df), _) => {
+                    df.collect().await?;
+                }
+                (Err(_), Some(old)) => {
+                    ctx.sql(&create(old)).await?.collect().await?;
+                }
+                (Err(e), None) => return Err(e.into()),
+            }
         }
     }
     Ok(())
