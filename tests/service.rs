@@ -75,6 +75,25 @@ fn service_ingests_inbox_files_and_shuts_down_cleanly() {
     });
     eprintln!("start-up forecast refresh done after {took:?}");
     assert_eq!(text(&forecast_runs("org_balance/NGN")[0], "status"), "ok");
+    // The sample's made-up anchors: every balance is anchored and has a
+    // runway; account 1 held 2,400,000.00 on 2025-09-30 and its flows
+    // after that sum to -513,888.
+    let rw = query(
+        &data,
+        "SELECT series_id, balance_basis, last_balance FROM runway ORDER BY series_id",
+    );
+    assert_eq!(rw.len(), 5, "{rw:?}");
+    assert!(
+        rw.iter().all(|r| text(r, "balance_basis") == "anchored"),
+        "{rw:?}"
+    );
+    assert_eq!(text(&rw[0], "series_id"), "account_balance/NGN/1");
+    assert_eq!(rw[0]["last_balance"].as_f64(), Some(1_886_112.0));
+    let anchors = query(
+        &data,
+        "SELECT COUNT(*) AS n FROM account_balances WHERE source = 'sample'",
+    );
+    assert_eq!(int(&anchors[0], "n"), 4);
 
     let inbox = data.join("inbox");
     drop_file(&inbox, "day.csv", "transaction_id,account_id,amount,currency,direction,description,transaction_date\ns1,acc,10.00,USD,inflow,x,2026-01-01\ns2,acc,2.50,USD,outflow,y,2026-01-01\nbad,acc,1.0.0,USD,inflow,z,2026-01-01\n");

@@ -43,7 +43,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/forecasts"),
     ("GET", "/api/v1/forecasts/{series_id}/points"),
     ("GET", "/api/v1/forecasts/{series_id}/runs"),
+    ("GET", "/api/v1/forecasts/weekly"),
     ("GET", "/api/v1/runway"),
+    ("GET", "/api/v1/balances"),
     ("GET", "/api/v1/recurring"),
     ("GET", "/api/v1/models"),
     ("POST", "/api/v1/models/{version}/register"),
@@ -81,7 +83,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/forecasts/{series_id}/runs",
             web::get().to(forecast_runs),
         )
+        .route("/api/v1/forecasts/weekly", web::get().to(weekly))
         .route("/api/v1/runway", web::get().to(runway))
+        .route("/api/v1/balances", web::get().to(balances))
         .route("/api/v1/recurring", web::get().to(recurring))
         .route("/api/v1/models", web::get().to(list_models))
         .route(
@@ -1155,6 +1159,57 @@ pub(crate) async fn runway(state: State, req: HttpRequest) -> Answer<Vec<Row>> {
     state.authorize(&req, Role::Read)?;
     Ok(web::Json(
         all_rows(&state, "runway", None, vec![("series_id", true)]).await?,
+    ))
+}
+
+/// The 13-week cash view of the latest forecast of the organisation (per
+/// currency, `kind = org`) and each account (`kind = account`): per ISO
+/// week inflow, outflow, net with its interval, known recurring items and
+/// the balance with its band (`balance_basis` says whether it starts from a
+/// known balance or is flows only).
+#[utoipa::path(get, path = "/api/v1/forecasts/weekly", tag = "forecasts",
+    params(ForecastQuery),
+    responses((status = 200, body = Vec<Object>)),
+    security(("bearer" = [])))]
+pub(crate) async fn weekly(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<ForecastQuery>,
+) -> Answer<Vec<Row>> {
+    state.authorize(&req, Role::Read)?;
+    let mut filters = Vec::new();
+    if let Some(k) = &q.kind {
+        filters.push(col("kind").eq(lit(k.clone())));
+    }
+    if let Some(c) = &q.currency {
+        filters.push(col("currency").eq(lit(c.clone())));
+    }
+    Ok(web::Json(
+        all_rows(
+            &state,
+            "cash_13w_latest",
+            and_all(filters),
+            vec![("series_id", true), ("week", true)],
+        )
+        .await?,
+    ))
+}
+
+/// Known account balances (anchors) as recorded with `finopsia balance
+/// set` (or, for the bundled sample, made up), oldest first per account.
+#[utoipa::path(get, path = "/api/v1/balances", tag = "forecasts",
+    responses((status = 200, body = Vec<Object>)),
+    security(("bearer" = [])))]
+pub(crate) async fn balances(state: State, req: HttpRequest) -> Answer<Vec<Row>> {
+    state.authorize(&req, Role::Read)?;
+    Ok(web::Json(
+        all_rows(
+            &state,
+            "account_balances",
+            None,
+            vec![("account_id", true), ("as_of", true), ("recorded_at", true)],
+        )
+        .await?,
     ))
 }
 
