@@ -44,6 +44,8 @@ pub struct Config {
     pub forecast: ForecastConfig,
     /// The REST API served by `finopsia run`.
     pub http: HttpConfig,
+    /// Arrow Flight SQL served by `finopsia run`.
+    pub flight: finopsia_serve::FlightConfig,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             train: TrainConfig::default(),
             forecast: ForecastConfig::default(),
             http: HttpConfig::default(),
+            flight: finopsia_serve::FlightConfig::default(),
         }
     }
 }
@@ -112,6 +115,7 @@ impl Config {
         }
         self.forecast.validate()?;
         self.http.validate()?;
+        self.flight.validate()?;
         for (name, preset) in &self.presets {
             preset.validate(name)?;
         }

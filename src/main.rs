@@ -92,6 +92,9 @@ enum Command {
         /// Serve the REST API on HOST:PORT (default: http.addr, 127.0.0.1:8080).
         #[arg(long)]
         http_addr: Option<String>,
+        /// Serve Arrow Flight SQL on HOST:PORT (default: flight.addr, 127.0.0.1:50051).
+        #[arg(long)]
+        flight_addr: Option<String>,
     },
     /// API tokens for the REST API (roles read, ingest, admin); stored as
     /// SHA-256 hashes in <data_dir>/state/tokens.json. A running service
@@ -671,6 +674,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sample,
             queries,
             http_addr,
+            flight_addr,
         } => {
             let shutdown = shutdown_signal();
             if let Some(d) = data_dir {
@@ -682,6 +686,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = http_addr {
                 config.http.addr = addr;
                 config.http.validate()?;
+            }
+            if let Some(addr) = flight_addr {
+                config.flight.addr = addr;
+                config.flight.validate()?;
             }
             tracing::info!(data_dir = %config.data_dir.display(), "starting");
             service::run(config, sample, shutdown).await?;

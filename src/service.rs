@@ -274,7 +274,30 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     };
     let statuses = Statuses::default();
     let engine_up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let http = if config.http.enabled {
+    // Query services over the published snapshots: the REST API's keeps
+    // decoded files in memory (small pages, read often); Flight SQL's reads
+    // Parquet as it streams (large results, bounded memory).
+    let query_service = |cache_bytes: usize| -> Result<_> {
+        let models = finopsia_udfs::ModelHandle::open(
+            finopsia_udfs::registry::Registry::for_data_dir(&config.data_dir),
+            config.engine.review_below,
+        )
+        .map_err(|e| anyhow::anyhow!("model: {e}"))?;
+        Ok(finopsia_store::snapshot::QueryService::open(
+            &config.data_dir,
+            models,
+            finopsia_ops::forecasts::VIEWS,
+        )
+        .with_file_cache(cache_bytes))
+    };
+    let queries = if config.http.enabled {
+        Some(query_service(
+            config.http.read_cache_mb.saturating_mul(1024 * 1024),
+        )?)
+    } else {
+        None
+    };
+    let http = if let (true, Some(queries)) = (config.http.enabled, &queries) {
         let ingest = finopsia_serve::IngestContext {
             slot: ingest_slot.clone(),
             source: HTTP_SOURCE.to_string(),
@@ -284,7 +307,30 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
             },
             bounds: config.bounds()?,
         };
-        Some(start_http(&config, &engine, &metrics, &statuses, &engine_up, ingest).await?)
+        Some(
+            start_http(
+                &config,
+                &engine,
+                &metrics,
+                &statuses,
+                &engine_up,
+                ingest,
+                queries.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let flight = if config.flight.enabled {
+        Some(
+            finopsia_serve::flight::start(
+                &config.data_dir,
+                config.flight.clone(),
+                query_service(0)?,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -314,6 +360,9 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     engine_up.store(false, std::sync::atomic::Ordering::SeqCst);
     if let Some(http) = http {
         http.stop().await;
+    }
+    if let Some(flight) = flight {
+        flight.stop().await;
     }
     let mut engine = outcome?;
     let _ = stop_jobs.send(true);
@@ -350,18 +399,8 @@ async fn start_http(
     statuses: &Statuses,
     engine_up: &Arc<std::sync::atomic::AtomicBool>,
     ingest: finopsia_serve::IngestContext,
+    queries: finopsia_store::snapshot::QueryService,
 ) -> Result<finopsia_serve::Server> {
-    let models = finopsia_udfs::ModelHandle::open(
-        finopsia_udfs::registry::Registry::for_data_dir(&config.data_dir),
-        config.engine.review_below,
-    )
-    .map_err(|e| anyhow::anyhow!("model: {e}"))?;
-    let queries = finopsia_store::snapshot::QueryService::open(
-        &config.data_dir,
-        models,
-        finopsia_ops::forecasts::VIEWS,
-    )
-    .with_file_cache(config.http.read_cache_mb.saturating_mul(1024 * 1024));
     let components: finopsia_serve::ComponentsFn = {
         let metrics = metrics.clone();
         let statuses = statuses.clone();

@@ -184,6 +184,7 @@ pub fn api_bench(
         .env("RUST_LOG", "warn")
         .env_remove("FINOPSIA_CONFIG")
         .env("FINOPSIA__HTTP__ADDR", "127.0.0.1:0")
+        .env("FINOPSIA__FLIGHT__ADDR", "127.0.0.1:0")
         .env("FINOPSIA__HTTP__INGEST_RATE", "1000000")
         .env("FINOPSIA__HTTP__INGEST_BURST", "1000000")
         .env("FINOPSIA__HTTP__MAX_BODY_BYTES", "268435456")

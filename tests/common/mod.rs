@@ -19,6 +19,7 @@ pub fn bin() -> PathBuf {
 pub fn finopsia_command() -> Command {
     let mut c = Command::new(bin());
     c.env("FINOPSIA__HTTP__ADDR", "127.0.0.1:0");
+    c.env("FINOPSIA__FLIGHT__ADDR", "127.0.0.1:0");
     c
 }
 

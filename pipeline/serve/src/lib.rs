@@ -12,6 +12,9 @@
 //! OpenAPI document ([`openapi`]) is generated from the handlers ([`api`]).
 //! Every refusal is one JSON shape with a stable code ([`error`]).
 //!
+//! Analysts and BI tools read the same snapshots as Arrow over Flight SQL
+//! ([`flight`], its own port), with the same tokens.
+//!
 //! Nothing here keeps state across a crash except the token list (see
 //! [`tokens`] for its commit order) and `<data_dir>/state/http.json`, a
 //! note of the address in use that is rewritten at every start.
@@ -19,6 +22,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod flight;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
@@ -28,6 +32,7 @@ pub mod tokens;
 
 pub use config::HttpConfig;
 pub use error::{ApiError, Error, Result};
+pub use flight::{FlightConfig, FlightServer};
 pub use ingest::{FeedSlot, IngestContext, IngestSource};
 pub use server::{start, Component, ComponentsFn, ServeContext, Server};
 pub use tokens::{Role, TokenStore};

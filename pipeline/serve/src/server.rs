@@ -247,6 +247,18 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 type BoxedResponse = Pin<Box<dyn Future<Output = actix_web::Result<ServiceResponse<BoxBody>>>>>;
 
+/// Notes the address a server listens on in `<data_dir>/state/<name>`
+/// (`{"addr", "pid"}`, replaced atomically).
+pub(crate) fn write_note(data_dir: &std::path::Path, name: &str, addr: &SocketAddr) -> Result<()> {
+    let state_dir = data_dir.join("state");
+    let note = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
+    std::fs::create_dir_all(&state_dir).map_err(|e| Error::Io(state_dir.clone(), e))?;
+    let path = state_dir.join(name);
+    let tmp = state_dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, note.to_string()).map_err(|e| Error::Io(tmp.clone(), e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::Io(path.clone(), e))
+}
+
 /// Starts the server on `ctx.config.addr` and writes the address in use to
 /// `<data_dir>/state/http.json`.
 pub async fn start(ctx: ServeContext) -> Result<Server> {
@@ -355,13 +367,7 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    let state_dir = ctx.data_dir.join("state");
-    let note = serde_json::json!({ "addr": bound.to_string(), "pid": std::process::id() });
-    std::fs::create_dir_all(&state_dir).map_err(|e| Error::Io(state_dir.clone(), e))?;
-    let path = state_dir.join("http.json");
-    let tmp = state_dir.join("http.json.tmp");
-    std::fs::write(&tmp, note.to_string()).map_err(|e| Error::Io(tmp.clone(), e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::Io(path.clone(), e))?;
+    write_note(&ctx.data_dir, "http.json", &bound)?;
     tracing::info!(
         addr = %bound,
         probes_open = ctx.config.probes_open(&bound),
