@@ -332,6 +332,21 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A whole transactions table streamed to pyarrow over Flight SQL against
+    /// `finopsia query --format csv` of the same table, with the server's
+    /// peak memory.
+    Flight {
+        /// Transactions in the store.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Python with pyarrow (e.g. the test venv, target/pyenv/bin/python).
+        #[arg(long, default_value = "python3")]
+        python: String,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// CatBoost evaluator (one thread) against Python catboost predict_proba on
     /// the bundled model and the same rows, and the import rate with categorize().
     Categorize {
@@ -1092,6 +1107,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "python prophet:          {p:>8.1} ms median  (finopsia {x:.2}x faster; max yhat diff {d:.1e} of mean |y|)"
                     );
                 }
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Flight {
+                    rows,
+                    python,
+                    dir,
+                    json,
+                },
+        } => {
+            let r = tokio::task::spawn_blocking(move || {
+                bench::flight::flight_bench(&dir, rows, &python)
+            })
+            .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} transactions: finopsia query --format csv {:.2} s ({:.0} rows/s, {} MB); Flight SQL to pyarrow {:.2} s ({:.0} rows/s, {} batches): {:.1}x",
+                    r.rows,
+                    r.csv_seconds,
+                    r.csv_rows_per_sec,
+                    r.csv_bytes / 1_000_000,
+                    r.flight_seconds,
+                    r.flight_rows_per_sec,
+                    r.flight_batches,
+                    r.speedup
+                );
+                println!(
+                    "server resident memory: {} MiB before the stream, peak {} MiB",
+                    r.server_rss_mib_before, r.server_rss_mib_peak
+                );
             }
         }
         Command::Bench {

@@ -2,6 +2,7 @@
 //! measures a library path against a baseline run in the same invocation.
 
 pub mod api;
+pub mod flight;
 pub mod forecast;
 pub mod import;
 pub mod influx;
