@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -193,21 +192,7 @@ pub fn api_bench(
         .stderr(log)
         .spawn()?;
     let _server = Server(child);
-    let note = data.join("state/http.json");
-    let t = Instant::now();
-    let addr = loop {
-        if let Some(a) = std::fs::read(&note)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["addr"].as_str().map(str::to_string))
-        {
-            break a;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("the service did not start (see {})", work.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let addr = super::wait_note(&data.join("state/http.json"), &work)?;
     // A series id for the forecast read.
     let series = {
         let url = format!("http://{addr}/api/v1/forecasts");

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -124,21 +124,7 @@ pub fn flight_bench(dir: &Path, rows: u64, python: &str) -> Result<FlightBenchRe
         .spawn()?;
     let pid = child.id();
     let _server = Server(child);
-    let note = data.join("state/flight.json");
-    let t = Instant::now();
-    let addr = loop {
-        if let Some(a) = std::fs::read(&note)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["addr"].as_str().map(str::to_string))
-        {
-            break a;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("the service did not start (see {})", work.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let addr = super::wait_note(&data.join("state/flight.json"), &work)?;
     let before = status_kb(pid, "VmRSS:");
     let out = Command::new(python)
         .args(["-c", CLIENT, &format!("grpc://{addr}"), &token, sql])

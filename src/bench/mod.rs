@@ -62,3 +62,22 @@ pub fn wait_port(port: u16, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Waits up to 60 s for a service to write its address note (`state/
+/// http.json`, `state/flight.json`) and returns the address.
+pub fn wait_note(note: &std::path::Path, log_dir: &std::path::Path) -> Result<String> {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(a) = std::fs::read(note)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["addr"].as_str().map(str::to_string))
+        {
+            return Ok(a);
+        }
+        if t.elapsed() > std::time::Duration::from_secs(60) {
+            anyhow::bail!("the service did not start (see {})", log_dir.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

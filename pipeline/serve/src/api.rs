@@ -1068,6 +1068,20 @@ pub struct ForecastQuery {
     pub currency: Option<String>,
 }
 
+impl ForecastQuery {
+    /// `kind = …` and `currency = …` for the filters given.
+    fn filters(&self) -> Vec<Expr> {
+        let mut out = Vec::new();
+        if let Some(k) = &self.kind {
+            out.push(col("kind").eq(lit(k.clone())));
+        }
+        if let Some(c) = &self.currency {
+            out.push(col("currency").eq(lit(c.clone())));
+        }
+        out
+    }
+}
+
 pub(crate) async fn all_rows(
     state: &State,
     table: &'static str,
@@ -1092,13 +1106,7 @@ pub(crate) async fn list_forecasts(
     q: web::Query<ForecastQuery>,
 ) -> Answer<Vec<Row>> {
     state.authorize(&req, Role::Read)?;
-    let mut filters = Vec::new();
-    if let Some(k) = &q.kind {
-        filters.push(col("kind").eq(lit(k.clone())));
-    }
-    if let Some(c) = &q.currency {
-        filters.push(col("currency").eq(lit(c.clone())));
-    }
+    let filters = q.filters();
     Ok(web::Json(
         all_rows(
             &state,
@@ -1177,13 +1185,7 @@ pub(crate) async fn weekly(
     q: web::Query<ForecastQuery>,
 ) -> Answer<Vec<Row>> {
     state.authorize(&req, Role::Read)?;
-    let mut filters = Vec::new();
-    if let Some(k) = &q.kind {
-        filters.push(col("kind").eq(lit(k.clone())));
-    }
-    if let Some(c) = &q.currency {
-        filters.push(col("currency").eq(lit(c.clone())));
-    }
+    let filters = q.filters();
     Ok(web::Json(
         all_rows(
             &state,
