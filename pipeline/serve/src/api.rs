@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ready"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/status"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{source}/{transaction_id}"),
     (
@@ -56,6 +57,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
         .route("/api/v1/openapi.json", web::get().to(openapi))
+        .route("/api/v1/status", web::get().to(status))
         .route("/api/v1/transactions", web::get().to(list_transactions))
         .route(
             "/api/v1/transactions/{source}/{transaction_id}",
@@ -400,6 +402,166 @@ pub(crate) async fn metrics(state: State, req: HttpRequest) -> Result<HttpRespon
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
+}
+
+fn ms_time(ms: i64) -> Option<String> {
+    (ms > 0)
+        .then(|| chrono::DateTime::from_timestamp_millis(ms))
+        .flatten()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn us_time(us: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// The pipeline after its last committed micro-batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineStatus {
+    /// Micro-batches committed since the service started.
+    pub batches: u64,
+    /// When the last micro-batch was committed (RFC 3339).
+    pub last_commit_at: Option<String>,
+    /// How long that commit took.
+    pub last_batch_ms: u64,
+    /// Event-time watermark.
+    pub watermark: Option<String>,
+    /// Newest event time seen.
+    pub max_event_time: Option<String>,
+    /// Wall clock minus the newest event time, in seconds.
+    pub event_lag_s: Option<f64>,
+}
+
+/// One source since the service started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceStatus {
+    pub name: String,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    /// When it last had records committed.
+    pub last_seen_at: Option<String>,
+    /// Seconds since then.
+    pub idle_s: Option<f64>,
+}
+
+/// One sink since the service started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SinkStatus {
+    pub name: String,
+    pub delivered: u64,
+    pub retries: u64,
+    /// Outbox entries waiting for it.
+    pub buffered: u64,
+    pub overflows: u64,
+    pub rejected: u64,
+    pub points: u64,
+}
+
+/// One background job since the service started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobStatus {
+    pub name: String,
+    pub runs: u64,
+    pub failures: u64,
+    pub running: bool,
+    /// Outcome of the last finished run.
+    pub last_ok: Option<bool>,
+    pub last_start_at: Option<String>,
+    pub last_duration_ms: u64,
+    pub last_error: Option<String>,
+}
+
+/// The pipeline's health in one answer (what the dashboard's health view
+/// shows).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// Now, on the server (RFC 3339).
+    pub now: String,
+    /// The last published micro-batch readers see (-1: none yet).
+    pub snapshot_seq: i64,
+    pub pipeline: PipelineStatus,
+    pub sources: Vec<SourceStatus>,
+    pub sinks: Vec<SinkStatus>,
+    pub jobs: Vec<JobStatus>,
+    /// Each component as `/ready` reports it.
+    pub components: Vec<Component>,
+}
+
+/// The pipeline's health: sources and their counts, throughput inputs,
+/// watermark and lag, sinks and their buffers, background jobs, components.
+#[utoipa::path(get, path = "/api/v1/status", tag = "probes",
+    responses((status = 200, body = Status)),
+    security(("bearer" = [])))]
+pub(crate) async fn status(state: State, req: HttpRequest) -> Answer<Status> {
+    state.authorize(&req, Role::Read)?;
+    let components = (state.components)();
+    let st = state.clone().into_inner();
+    let seq = state
+        .offload(async move { Ok(st.queries.context().await.map(|(_, v)| v.seq).unwrap_or(-1)) })
+        .await?;
+    let m = state.metrics.snapshot();
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis();
+    let p = &m.pipeline;
+    Ok(web::Json(Status {
+        now: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        snapshot_seq: seq,
+        pipeline: PipelineStatus {
+            batches: m.batches,
+            last_commit_at: ms_time(p.last_commit_ms),
+            last_batch_ms: p.last_batch_ms,
+            watermark: p.watermark_us.and_then(us_time),
+            max_event_time: p.max_event_time_us.and_then(us_time),
+            event_lag_s: p
+                .max_event_time_us
+                .map(|t| now_ms as f64 / 1000.0 - t as f64 / 1e6),
+        },
+        sources: m
+            .sources
+            .iter()
+            .map(|(name, c)| {
+                let seen = m.source_seen_ms.get(name).copied();
+                SourceStatus {
+                    name: name.clone(),
+                    accepted: c.accepted,
+                    duplicates: c.duplicates,
+                    quarantined: c.quarantined,
+                    last_seen_at: seen.and_then(ms_time),
+                    idle_s: seen.map(|s| (now_ms - s).max(0) as f64 / 1000.0),
+                }
+            })
+            .collect(),
+        sinks: m
+            .sinks
+            .iter()
+            .map(|(name, c)| SinkStatus {
+                name: name.clone(),
+                delivered: c.delivered,
+                retries: c.retries,
+                buffered: c.buffered,
+                overflows: c.overflows,
+                rejected: c.rejected,
+                points: c.points,
+            })
+            .collect(),
+        jobs: m
+            .jobs
+            .iter()
+            .map(|(name, j)| JobStatus {
+                name: name.clone(),
+                runs: j.runs,
+                failures: j.failures,
+                running: j.running,
+                last_ok: j.last_ok,
+                last_start_at: ms_time(j.last_start_ms),
+                last_duration_ms: j.last_duration_ms,
+                last_error: j.last_error.clone(),
+            })
+            .collect(),
+        components,
+    }))
 }
 
 pub(crate) async fn openapi(state: State) -> HttpResponse {

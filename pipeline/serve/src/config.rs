@@ -49,6 +49,12 @@ pub struct HttpConfig {
     /// not decode Parquet each time; a table that does not fit is read from
     /// its files. 0 turns the cache off.
     pub read_cache_mb: usize,
+    /// Serve the web dashboard at `/` (a one-time login link is printed at
+    /// start and written to `<data_dir>/state/dashboard-login`).
+    pub dashboard: bool,
+    /// How long a dashboard login lasts.
+    #[serde(deserialize_with = "text_or_number")]
+    pub session_ttl: String,
 }
 
 impl Default for HttpConfig {
@@ -67,6 +73,8 @@ impl Default for HttpConfig {
             workers: 2,
             idempotency_ttl: "24h".into(),
             read_cache_mb: 256,
+            dashboard: true,
+            session_ttl: "12h".into(),
         }
     }
 }
@@ -79,6 +87,13 @@ impl HttpConfig {
     /// How long stored idempotency answers are kept (`None`: forever).
     pub fn idempotency_ttl(&self) -> Option<Duration> {
         parse_duration(&self.idempotency_ttl).filter(|d| !d.is_zero())
+    }
+
+    /// How long a dashboard login lasts (at least a minute).
+    pub fn session_ttl(&self) -> Duration {
+        parse_duration(&self.session_ttl)
+            .unwrap_or(Duration::from_secs(12 * 3600))
+            .max(Duration::from_secs(60))
     }
 
     pub fn socket_addr(&self) -> Result<SocketAddr> {
@@ -95,6 +110,8 @@ impl HttpConfig {
         duration("http.query_timeout", &self.query_timeout)
             .map_err(|e| Error::Config(e.to_string()))?;
         duration("http.idempotency_ttl", &self.idempotency_ttl)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        duration("http.session_ttl", &self.session_ttl)
             .map_err(|e| Error::Config(e.to_string()))?;
         if !matches!(self.probes.as_str(), "loopback" | "open" | "token") {
             return Err(Error::Config(format!(

@@ -12,6 +12,10 @@
 //! OpenAPI document ([`openapi`]) is generated from the handlers ([`api`]).
 //! Every refusal is one JSON shape with a stable code ([`error`]).
 //!
+//! People use the web dashboard ([`dashboard`]): one embedded page served
+//! at `/` that reads and writes only through these endpoints, logged in
+//! with a one-time link or an API token (session cookie, CSRF token).
+//!
 //! Analysts and BI tools read the same snapshots as Arrow over Flight SQL
 //! ([`flight`], its own port), with the same tokens.
 //!
@@ -21,6 +25,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod flight;
 pub mod ingest;

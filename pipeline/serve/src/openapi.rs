@@ -33,6 +33,7 @@ impl Modify for Bearer {
         api::health,
         api::ready,
         api::metrics,
+        api::status,
         api::list_transactions,
         api::get_transaction,
         api::correct_category,

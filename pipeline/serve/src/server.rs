@@ -70,12 +70,19 @@ pub struct AppState {
     pub in_flight: crate::ingest::InFlight,
     /// When expired idempotency answers were last removed.
     pub pruned: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The web dashboard's login link and sessions (`None`: turned off).
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 impl AppState {
     /// Checks the request's bearer token and role.
+    /// Without an `Authorization` header, the dashboard's session cookie
+    /// counts (see [`crate::dashboard`]).
     pub fn authorize(&self, req: &HttpRequest, need: Role) -> Result<Principal, ApiError> {
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            if let Some(p) = self.session_principal(req)? {
+                return check_role(p, need);
+            }
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -104,19 +111,7 @@ impl AppState {
                 "unknown or revoked token",
             ));
         };
-        if p.role < need {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this endpoint needs the {} role; token {} has {}",
-                    need.as_str(),
-                    p.id,
-                    p.role.as_str()
-                ),
-            ));
-        }
-        Ok(p)
+        check_role(p, need)
     }
 
     /// Probes are open or need a token of any role (see `http.probes`).
@@ -169,6 +164,22 @@ impl AppState {
     }
 }
 
+fn check_role(p: Principal, need: Role) -> Result<Principal, ApiError> {
+    if p.role < need {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this endpoint needs the {} role; token {} has {}",
+                need.as_str(),
+                p.id,
+                p.role.as_str()
+            ),
+        ));
+    }
+    Ok(p)
+}
+
 /// A running server.
 pub struct Server {
     handle: actix_web::dev::ServerHandle,
@@ -218,8 +229,16 @@ fn json_payload_error(err: &JsonPayloadError, limit: usize) -> ApiError {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let dashboard = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.dashboard.is_some());
     let allowed: Vec<&str> = crate::api::ROUTES
         .iter()
+        .chain(if dashboard {
+            crate::dashboard::ROUTES
+        } else {
+            &[]
+        })
         .filter(|(_, path)| actix_web::dev::ResourceDef::new(*path).is_match(req.path()))
         .map(|(method, _)| *method)
         .collect();
@@ -272,6 +291,19 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
         .local_addr()
         .map_err(|e| Error::Io(PathBuf::from(addr.to_string()), e))?;
     let openapi = crate::openapi::document(&ctx.windows, ctx.config.max_page_size);
+    let (dashboard, login_url) = if ctx.config.dashboard {
+        let (d, token) = crate::dashboard::Dashboard::new(&ctx.data_dir, ctx.config.session_ttl())?;
+        let host = if bound.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+        } else {
+            bound
+        };
+        let url = format!("http://{host}/login?token={token}");
+        d.write_login_file(&url)?;
+        (Some(d), Some(url))
+    } else {
+        (None, None)
+    };
     let state = web::Data::new(AppState {
         probes_open: ctx.config.probes_open(&bound),
         tokens: TokenStore::open(&ctx.data_dir),
@@ -288,7 +320,9 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
         limiter: Default::default(),
         in_flight: Default::default(),
         pruned: Default::default(),
+        dashboard,
     });
+    let with_dashboard = ctx.config.dashboard;
     let limit = ctx.config.max_body_bytes;
     let cors: Arc<Vec<String>> = Arc::new(ctx.config.cors_origins.clone());
     let workers = ctx.config.workers;
@@ -309,6 +343,11 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
                 json_error(err, StatusCode::BAD_REQUEST, "invalid_parameter").into()
             }))
             .configure(crate::api::routes)
+            .configure(|cfg| {
+                if with_dashboard {
+                    crate::dashboard::routes(cfg)
+                }
+            })
             .default_service(web::to(not_found))
             .wrap_fn(move |req: ServiceRequest, srv| -> BoxedResponse {
                 let started = Instant::now();
@@ -373,6 +412,16 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
         probes_open = ctx.config.probes_open(&bound),
         "http: REST API listening on http://{bound}/api/v1 (OpenAPI: /api/v1/openapi.json)"
     );
+    if let Some(url) = login_url {
+        // For the person who started the service, as Jupyter does; not a
+        // log line (the link is a one-time secret, also in
+        // state/dashboard-login).
+        println!("dashboard: {url}");
+        tracing::info!(
+            "dashboard: http://{bound}/ (the one-time login link is printed on stdout and in {})",
+            ctx.data_dir.join("state").join("dashboard-login").display()
+        );
+    }
     Ok(Server {
         handle,
         task,

@@ -115,7 +115,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("random bytes: {e}")))?;
     Ok(b)
@@ -235,15 +235,36 @@ impl TokenStore {
         })
     }
 
-    /// The principal of a presented token, if it is known and not revoked.
-    /// Re-reads the file when it changed since the last call.
-    pub fn verify(&self, token: &str) -> Result<Option<Principal>> {
+    /// The cached list, re-read when the file changed since the last call.
+    fn fresh(&self) -> Result<std::sync::MutexGuard<'_, (Option<Stamp>, Vec<TokenRecord>)>> {
         let mut cache = self.cache.lock().expect("token cache");
         let now_stamp = stamp(&self.path);
         if cache.0.is_none() || cache.0 != now_stamp {
             let list = self.read_file()?;
             *cache = (now_stamp, list);
         }
+        Ok(cache)
+    }
+
+    /// The principal of token `id` while it is not revoked (a dashboard
+    /// session made with a token lasts only as long as the token).
+    pub fn active(&self, id: &str) -> Result<Option<Principal>> {
+        let cache = self.fresh()?;
+        Ok(cache
+            .1
+            .iter()
+            .find(|t| t.id == id && t.revoked_at.is_none())
+            .map(|t| Principal {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                role: t.role,
+            }))
+    }
+
+    /// The principal of a presented token, if it is known and not revoked.
+    /// Re-reads the file when it changed since the last call.
+    pub fn verify(&self, token: &str) -> Result<Option<Principal>> {
+        let cache = self.fresh()?;
         let presented = hash_token(token);
         let mut found: Option<&TokenRecord> = None;
         // Compare with every stored hash, in constant time each.
@@ -276,10 +297,12 @@ mod tests {
         let p = store.verify(&token).unwrap().unwrap();
         assert_eq!((p.id.as_str(), p.role), (rec.id.as_str(), Role::Ingest));
         assert!(store.verify("fin_nope").unwrap().is_none());
+        assert_eq!(store.active(&rec.id).unwrap(), Some(p.clone()));
         // Another process (a second store on the same directory) revokes it:
         // the first one notices without a restart.
         TokenStore::open(dir.path()).revoke(&rec.id).unwrap();
         assert!(store.verify(&token).unwrap().is_none());
+        assert!(store.active(&rec.id).unwrap().is_none());
         assert!(matches!(store.revoke("tok_x"), Err(Error::NotFound(_))));
         assert_eq!(store.list().unwrap().len(), 1);
     }
