@@ -46,6 +46,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Arrow Flight SQL served by `finopsia run`.
     pub flight: finopsia_serve::FlightConfig,
+    /// Background jobs by name (`forecast_refresh`): schedule, time zone,
+    /// timeout, retries, missed-run policy.
+    pub jobs: BTreeMap<String, finopsia_ops::jobs::JobConfig>,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             forecast: ForecastConfig::default(),
             http: HttpConfig::default(),
             flight: finopsia_serve::FlightConfig::default(),
+            jobs: BTreeMap::new(),
         }
     }
 }
@@ -116,6 +120,7 @@ impl Config {
         self.forecast.validate()?;
         self.http.validate()?;
         self.flight.validate()?;
+        finopsia_ops::jobs::validate(&self.jobs)?;
         for (name, preset) in &self.presets {
             preset.validate(name)?;
         }

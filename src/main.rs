@@ -14,6 +14,7 @@ use finopsia_store::lock::WriterLock;
 
 mod bench;
 mod config;
+mod jobs;
 mod service;
 
 use config::Config;
@@ -102,6 +103,12 @@ enum Command {
     Token {
         #[command(subcommand)]
         what: TokenCommand,
+    },
+    /// Background jobs (forecast_refresh): list them with their schedules,
+    /// run one now, show their history (the job_runs table).
+    Job {
+        #[command(subcommand)]
+        what: JobCommand,
     },
     /// Whether a service runs on the data directory (exit 0) or not (exit 1),
     /// with its last micro-batch and each sink's buffered entries and
@@ -265,6 +272,44 @@ enum BalanceCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// The configured jobs: schedule, time zone, timeout, retries, missed-run
+    /// policy, next due time and last outcome.
+    List {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job now: in the running service when there is one (it picks
+    /// the request up within a second; this waits for the outcome), else in
+    /// this process. Exit 1 when the run fails.
+    Run {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The job's name (see `finopsia job list`).
+        name: String,
+        /// Give up waiting for a running service's run after this long.
+        #[arg(long, default_value = "2h")]
+        wait: String,
+    },
+    /// Past runs, newest first: trigger, scheduled time, start, end,
+    /// attempts, outcome, error.
+    History {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Only this job.
+        name: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -523,6 +568,35 @@ fn forecast_file(
     Ok(())
 }
 
+async fn job(what: JobCommand, config: &Config) -> anyhow::Result<()> {
+    match what {
+        JobCommand::List { data_dir, json } => {
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            jobs::list(config, &data_dir, json).await
+        }
+        JobCommand::Run {
+            data_dir,
+            name,
+            wait,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            if !jobs::run(config, &data_dir, &name, &wait).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        JobCommand::History {
+            data_dir,
+            name,
+            limit,
+            json,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            jobs::history(&data_dir, name.as_deref(), limit, json).await
+        }
+    }
+}
+
 fn token(what: TokenCommand, config: &Config) -> anyhow::Result<()> {
     use finopsia_serve::{Role, TokenStore};
     let dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.data_dir.clone());
@@ -710,6 +784,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             service::run(config, sample, shutdown).await?;
         }
         Command::Token { what } => token(what, &config)?,
+        Command::Job { what } => job(what, &config).await?,
         Command::Status { data_dir, json } => {
             let data_dir = data_dir.unwrap_or(config.data_dir);
             let status = service::status(&data_dir)?;

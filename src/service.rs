@@ -28,7 +28,7 @@ use finopsia_engine::runtime::{self, Reopen, Statuses};
 use finopsia_engine::sql::Queries;
 use finopsia_engine::Engine;
 use finopsia_store::lock::WriterLock;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::config::Config;
 
@@ -211,14 +211,21 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     }
     summary(&mut engine).await?;
 
-    let new_data = Arc::new(Notify::new());
+    // Background jobs beside the writer (see finopsia_ops::scheduler).
     let (stop_jobs, jobs_stopped) = watch::channel(false);
-    let forecasts = tokio::spawn(forecast_loop(
-        config.clone(),
-        new_data.clone(),
-        metrics.clone(),
+    let job_specs = finopsia_ops::jobs::builtin(&config.data_dir, &config.forecast, &config.jobs)?;
+    let (scheduler, mut job_tasks) = finopsia_ops::scheduler::start(
+        job_specs,
+        Arc::new(finopsia_ops::scheduler::JobRuns::open(&config.data_dir)?),
+        Arc::new(finopsia_ops::scheduler::SystemClock),
+        Some(Arc::new(JobMetrics(metrics.clone()))),
+        jobs_stopped.clone(),
+    );
+    job_tasks.push(tokio::spawn(finopsia_ops::scheduler::watch_triggers(
+        config.data_dir.clone(),
+        scheduler.clone(),
         jobs_stopped,
-    ));
+    )));
 
     let preset = |name: &str| {
         config
@@ -262,13 +269,13 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         })
     };
     let on_commit = {
-        let new_data = new_data.clone();
+        let scheduler = scheduler.clone();
         let metrics = metrics.clone();
         Box::new(move |info: &runtime::CommitInfo<'_>| {
             metrics.batch(info.counts);
             metrics.event_time(info.watermark, info.max_event_time, info.elapsed);
             if info.counts.values().any(|c| c.accepted > 0) {
-                new_data.notify_one();
+                scheduler.new_data();
             }
         })
     };
@@ -366,7 +373,9 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
     }
     let mut engine = outcome?;
     let _ = stop_jobs.send(true);
-    let _ = forecasts.await;
+    for t in job_tasks {
+        let _ = t.await;
+    }
     engine.flush().await?;
     drop(engine);
     if let Some(outbox) = &outbox {
@@ -451,65 +460,15 @@ async fn start_http(
     .await?)
 }
 
-/// The forecast refresh's name in the job metrics.
-pub const FORECAST_JOB: &str = "forecast_refresh";
+/// Job starts and ends as metrics (`finopsia_job` in InfluxDB, `/metrics`).
+struct JobMetrics(Arc<Metrics>);
 
-/// Forecast refreshes in the background: at start-up, every
-/// `forecast.refresh_interval`, and once `forecast.refresh_debounce` has
-/// passed after new data (series whose data did not change are not refit).
-/// One refresh at a time; `refresh_interval = 0` turns this off. A refresh
-/// running at shutdown is finished (its commit is atomic either way).
-async fn forecast_loop(
-    config: Config,
-    new_data: Arc<Notify>,
-    metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let every = config.forecast.refresh_interval();
-    let debounce = config.forecast.refresh_debounce();
-    if every.is_zero() {
-        return;
+impl finopsia_ops::scheduler::Observer for JobMetrics {
+    fn started(&self, job: &str) {
+        self.0.job_started(job);
     }
-    let mut last: Option<tokio::time::Instant> = None;
-    let mut dirty_since: Option<tokio::time::Instant> = None;
-    loop {
-        let now = tokio::time::Instant::now();
-        let due = match last {
-            None => true,
-            Some(l) => {
-                now.duration_since(l) >= every
-                    || dirty_since.is_some_and(|t| now.duration_since(t) >= debounce)
-            }
-        };
-        if due
-            && config
-                .data_dir
-                .join("tables/transactions/_delta_log")
-                .is_dir()
-        {
-            last = Some(now);
-            dirty_since = None;
-            metrics.job_started(FORECAST_JOB);
-            match finopsia_ops::forecasts::refresh(&config.data_dir, &config.forecast, false, false)
-                .await
-            {
-                Ok(_) => metrics.job_finished(FORECAST_JOB, Ok(())),
-                Err(error) => {
-                    tracing::error!(%error, "forecast refresh failed");
-                    metrics.job_finished(FORECAST_JOB, Err(error.to_string()));
-                }
-            }
-        }
-        tokio::select! {
-            _ = new_data.notified() => {
-                dirty_since.get_or_insert_with(tokio::time::Instant::now);
-            }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    fn finished(&self, job: &str, result: std::result::Result<(), String>) {
+        self.0.job_finished(job, result);
     }
 }
 

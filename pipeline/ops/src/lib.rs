@@ -5,14 +5,19 @@
 //! recurring transactions as holidays, backtests, runway) into its own
 //! tables and defines their views; [`models`] trains CatBoost categorization
 //! models with the Python script, keeps the model registry, stores user
-//! corrections and evaluates a model on a CSV. The scheduler, store
-//! maintenance and alerts come here next.
+//! corrections and evaluates a model on a CSV; [`scheduler`] runs them as
+//! jobs (cron or interval, after new data, by hand) with retries
+//! ([`retry`]), timeouts, no overlap and a missed-run policy, and keeps
+//! their history in `job_runs`. Store maintenance and alerts come here next.
 
 pub mod balances;
 pub mod config;
 pub mod error;
 pub mod forecasts;
+pub mod jobs;
 pub mod models;
+pub mod retry;
+pub mod scheduler;
 
 pub use config::{ForecastConfig, TrainConfig};
 pub use error::{Error, Result};

@@ -1,0 +1,190 @@
+//! The built-in jobs and their `[jobs.NAME]` configuration: what each one
+//! does, when it is due by default, and which of its failures are worth a
+//! retry. The scheduler ([`crate::scheduler`]) runs them.
+//!
+//! - `forecast_refresh`: refits the forecasts of the series whose data
+//!   changed (as `finopsia forecast`). By default every
+//!   `forecast.refresh_interval`, at start, and `forecast.refresh_debounce`
+//!   after new data; `forecast.refresh_interval = "0"` turns it off.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use finopsia_core::settings::{duration, text_or_number};
+use finopsia_core::timefmt::parse_duration;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ForecastConfig;
+use crate::error::{Error, Result};
+use crate::retry::{Failure, RetryPolicy};
+use crate::scheduler::{JobFn, JobSpec, Missed, Schedule};
+
+/// The forecast refresh's job name.
+pub const FORECAST_REFRESH: &str = "forecast_refresh";
+
+/// Every built-in job.
+pub const BUILTIN: &[&str] = &[FORECAST_REFRESH];
+
+/// One `[jobs.NAME]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobConfig {
+    /// Run it at all.
+    pub enabled: bool,
+    /// A cron expression (`min hour day month weekday`, seconds optional in
+    /// front), in `timezone`. Exclusive with `every`.
+    pub schedule: Option<String>,
+    /// A fixed interval instead of a cron expression.
+    pub every: Option<String>,
+    /// IANA time zone of `schedule`.
+    pub timezone: String,
+    /// A run (every attempt and wait) is cut off after this.
+    #[serde(deserialize_with = "text_or_number")]
+    pub timeout: String,
+    /// Attempts per run, the first included (transient failures only).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubles each time, with ±20% jitter.
+    #[serde(deserialize_with = "text_or_number")]
+    pub retry_initial: String,
+    /// Longest wait between attempts.
+    #[serde(deserialize_with = "text_or_number")]
+    pub retry_max_interval: String,
+    /// No attempt starts later than this after the first.
+    #[serde(deserialize_with = "text_or_number")]
+    pub retry_max_elapsed: String,
+    /// Scheduled runs missed while the service was down: `run_once` or `skip`.
+    pub missed: Missed,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            enabled: true,
+            schedule: None,
+            every: None,
+            timezone: "UTC".into(),
+            timeout: "1h".into(),
+            attempts: 3,
+            retry_initial: "30s".into(),
+            retry_max_interval: "10m".into(),
+            retry_max_elapsed: "30m".into(),
+            missed: Missed::RunOnce,
+        }
+    }
+}
+
+impl JobConfig {
+    fn schedule(&self, name: &str, default: Schedule) -> Result<Schedule> {
+        match (&self.schedule, &self.every) {
+            (Some(_), Some(_)) => Err(Error::Config(format!(
+                "jobs.{name}: set schedule (cron) or every (interval), not both"
+            ))),
+            (Some(cron), None) => Schedule::cron(cron, &self.timezone).map_err(|e| match e {
+                Error::Config(m) => Error::Config(format!("jobs.{name}.{m}")),
+                other => other,
+            }),
+            (None, Some(every)) => {
+                let d = duration(&format!("jobs.{name}.every"), every)?;
+                Ok(if d.is_zero() {
+                    Schedule::Never
+                } else {
+                    Schedule::Every(d)
+                })
+            }
+            (None, None) => Ok(default),
+        }
+    }
+
+    fn retry(&self, name: &str) -> Result<RetryPolicy> {
+        let d = |key: &str, v: &str| duration(&format!("jobs.{name}.{key}"), v);
+        Ok(RetryPolicy {
+            initial: d("retry_initial", &self.retry_initial)?,
+            multiplier: 2.0,
+            max_interval: d("retry_max_interval", &self.retry_max_interval)?,
+            max_elapsed: d("retry_max_elapsed", &self.retry_max_elapsed)?,
+            max_attempts: self.attempts.max(1),
+            jitter: 0.2,
+        })
+    }
+}
+
+/// Bad input or configuration fails the same way again; the rest (a
+/// store conflict, a file system hiccup) is worth a retry.
+fn classify(e: Error) -> Failure<String> {
+    match e {
+        Error::Config(_) | Error::Input { .. } | Error::Model(_) => {
+            Failure::Permanent(e.to_string())
+        }
+        other => Failure::Transient(other.to_string()),
+    }
+}
+
+/// Checks `[jobs]`: known names, schedules, time zones, durations.
+pub fn validate(jobs: &BTreeMap<String, JobConfig>) -> Result<()> {
+    for (name, cfg) in jobs {
+        if !BUILTIN.contains(&name.as_str()) {
+            return Err(Error::Config(format!(
+                "jobs.{name}: no such job (built-in jobs: {})",
+                BUILTIN.join(", ")
+            )));
+        }
+        cfg.schedule(name, Schedule::Never)?;
+        cfg.retry(name)?;
+        duration(&format!("jobs.{name}.timeout"), &cfg.timeout)?;
+    }
+    Ok(())
+}
+
+/// The built-in jobs as configured (disabled ones left out).
+pub fn builtin(
+    data_dir: &Path,
+    forecast: &ForecastConfig,
+    jobs: &BTreeMap<String, JobConfig>,
+) -> Result<Vec<JobSpec>> {
+    validate(jobs)?;
+    let mut out = Vec::new();
+    let cfg = jobs.get(FORECAST_REFRESH).cloned().unwrap_or_default();
+    let every = forecast.refresh_interval();
+    if cfg.enabled && !(every.is_zero() && cfg.schedule.is_none() && cfg.every.is_none()) {
+        let default = Schedule::Every(every);
+        let run: JobFn = {
+            let data_dir: PathBuf = data_dir.to_path_buf();
+            let forecast = forecast.clone();
+            Arc::new(move |_ctx| {
+                let data_dir = data_dir.clone();
+                let forecast = forecast.clone();
+                Box::pin(async move {
+                    if !data_dir.join("tables/transactions/_delta_log").is_dir() {
+                        return Ok("no transactions yet".to_string());
+                    }
+                    let r = crate::forecasts::refresh(&data_dir, &forecast, false, false)
+                        .await
+                        .map_err(classify)?;
+                    if r.failed > 0 && r.refitted == 0 {
+                        return Err(Failure::Transient(format!(
+                            "all {} series failed to fit",
+                            r.failed
+                        )));
+                    }
+                    Ok(format!(
+                        "{} series: {} refitted, {} unchanged, {} failed in {:.1} s",
+                        r.series, r.refitted, r.unchanged, r.failed, r.seconds
+                    ))
+                })
+            })
+        };
+        out.push(JobSpec {
+            name: FORECAST_REFRESH.into(),
+            schedule: cfg.schedule(FORECAST_REFRESH, default)?,
+            timeout: parse_duration(&cfg.timeout).unwrap_or(Duration::from_secs(3600)),
+            retry: cfg.retry(FORECAST_REFRESH)?,
+            missed: cfg.missed,
+            run_at_start: true,
+            after_data: Some(forecast.refresh_debounce()),
+            run,
+        });
+    }
+    Ok(out)
+}
