@@ -28,6 +28,16 @@ fn history(data: &std::path::Path) -> Vec<serde_json::Value> {
     runs
 }
 
+fn run_refresh(data: &std::path::Path) -> std::process::Output {
+    finopsia(&[
+        "job",
+        "run",
+        "forecast_refresh",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}
+
 fn outcomes(runs: &[serde_json::Value]) -> Vec<(String, String)> {
     runs.iter()
         .map(|r| {
@@ -105,13 +115,7 @@ fn job_runs_survive_kill9_missed_runs_and_manual_triggers() {
     }
 
     // A manual run through the running service.
-    let out = finopsia(&[
-        "job",
-        "run",
-        "forecast_refresh",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let out = run_refresh(&data);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -147,13 +151,7 @@ fn job_runs_survive_kill9_missed_runs_and_manual_triggers() {
     service.stop();
 
     // No service: the run happens in this process.
-    let out = finopsia(&[
-        "job",
-        "run",
-        "forecast_refresh",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let out = run_refresh(&data);
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("asked the running service"));
     let list = ok(&[

@@ -124,19 +124,25 @@ where
     }
 }
 
+/// Waits of 10 s doubling to 60 s, no jitter, 10 minutes, `attempts`.
+#[cfg(test)]
+pub(crate) fn test_policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_secs(10),
+        multiplier: 2.0,
+        max_interval: Duration::from_secs(60),
+        max_elapsed: Duration::from_secs(600),
+        max_attempts: attempts,
+        jitter: 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            initial: Duration::from_secs(10),
-            multiplier: 2.0,
-            max_interval: Duration::from_secs(60),
-            max_elapsed: Duration::from_secs(600),
-            max_attempts: 5,
-            jitter: 0.0,
-        }
+        test_policy(5)
     }
 
     #[tokio::test(start_paused = true)]

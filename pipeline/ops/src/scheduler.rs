@@ -840,14 +840,7 @@ mod tests {
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            initial: Duration::from_secs(10),
-            multiplier: 2.0,
-            max_interval: Duration::from_secs(60),
-            max_elapsed: Duration::from_secs(600),
-            max_attempts: 4,
-            jitter: 0.0,
-        }
+        crate::retry::test_policy(4)
     }
 
     fn spec(name: &str, schedule: Schedule, run: JobFn) -> JobSpec {
