@@ -63,19 +63,22 @@ export FINOPSIA_TEST_SCHEMATHESIS="$PYENV/bin/schemathesis"
 # in one apt run.
 # (curl: the InfluxDB tests and `finopsia bench influx` drive influxd with
 # it; openssl: the https test makes its certificates with it; chromium and
-# chromium-driver: the dashboard's browser test.)
+# chromium-driver: the dashboard's browser test; prometheus: its promtool
+# lints /metrics.)
 # --no-install-recommends: docker-compose recommends docker.io, a whole
 # container engine that `docker-compose config` does not need.
 if ! command -v influxd >/dev/null 2>&1 || ! command -v victoria-metrics >/dev/null 2>&1 \
     || ! command -v docker-compose >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 \
     || ! command -v openssl >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
-    || ! command -v chromedriver >/dev/null 2>&1; then
-    echo "== apt: influxdb, victoria-metrics, docker-compose, curl, openssl, chromium, chromium-driver"
+    || ! command -v chromedriver >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    echo "== apt: influxdb, victoria-metrics, docker-compose, curl, openssl, chromium, chromium-driver, prometheus"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         influxdb victoria-metrics docker-compose curl openssl ca-certificates \
-        chromium chromium-driver fonts-dejavu-core >/dev/null
+        chromium chromium-driver fonts-dejavu-core prometheus >/dev/null
 fi
+# promtool lints /metrics in the REST API test.
+export FINOPSIA_TEST_PROMTOOL="$(command -v promtool)"
 chromium --version
 # Selenium finds this driver itself and never downloads one.
 export FINOPSIA_TEST_CHROMEDRIVER="$(command -v chromedriver)"
