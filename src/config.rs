@@ -49,6 +49,8 @@ pub struct Config {
     /// Background jobs by name (`forecast_refresh`): schedule, time zone,
     /// timeout, retries, missed-run policy.
     pub jobs: BTreeMap<String, finopsia_ops::jobs::JobConfig>,
+    /// The `store_maintenance` job: compaction file size, vacuum retention.
+    pub maintenance: finopsia_ops::maintenance::MaintenanceConfig,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             flight: finopsia_serve::FlightConfig::default(),
             jobs: BTreeMap::new(),
+            maintenance: Default::default(),
         }
     }
 }
@@ -121,6 +124,7 @@ impl Config {
         self.http.validate()?;
         self.flight.validate()?;
         finopsia_ops::jobs::validate(&self.jobs)?;
+        self.maintenance.validate()?;
         for (name, preset) in &self.presets {
             preset.validate(name)?;
         }

@@ -12,11 +12,13 @@ use finopsia_store::lock::WriterLock;
 use crate::config::Config;
 
 fn specs(config: &Config, data_dir: &Path) -> anyhow::Result<Vec<scheduler::JobSpec>> {
-    Ok(finopsia_ops::jobs::builtin(
+    Ok(finopsia_ops::jobs::builtin(finopsia_ops::jobs::Builtin {
         data_dir,
-        &config.forecast,
-        &config.jobs,
-    )?)
+        forecast: &config.forecast,
+        maintenance: &config.maintenance,
+        jobs: &config.jobs,
+        writer: None,
+    })?)
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

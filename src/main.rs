@@ -104,7 +104,7 @@ enum Command {
         #[command(subcommand)]
         what: TokenCommand,
     },
-    /// Background jobs (forecast_refresh): list them with their schedules,
+    /// Background jobs (forecast_refresh, store_maintenance): list them with their schedules,
     /// run one now, show their history (the job_runs table).
     Job {
         #[command(subcommand)]
@@ -119,6 +119,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also each table's Delta version and data files (reads every
+        /// table's log).
+        #[arg(long)]
+        tables: bool,
     },
     /// Train a categorization model on the labelled transactions (input
     /// categories and corrections) with Python catboost, store it in the model
@@ -785,9 +789,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { what } => token(what, &config)?,
         Command::Job { what } => job(what, &config).await?,
-        Command::Status { data_dir, json } => {
+        Command::Status {
+            data_dir,
+            json,
+            tables,
+        } => {
             let data_dir = data_dir.unwrap_or(config.data_dir);
-            let status = service::status(&data_dir)?;
+            let mut status = service::status(&data_dir)?;
+            if tables {
+                status.tables = Some(finopsia_store::store::all_stats(&data_dir).await?);
+            }
             if json {
                 println!("{}", serde_json::to_string(&status)?);
             } else {

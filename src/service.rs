@@ -213,7 +213,17 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
 
     // Background jobs beside the writer (see finopsia_ops::scheduler).
     let (stop_jobs, jobs_stopped) = watch::channel(false);
-    let job_specs = finopsia_ops::jobs::builtin(&config.data_dir, &config.forecast, &config.jobs)?;
+    let (writer_tx, writer_rx) = tokio::sync::mpsc::channel::<runtime::WriterTask>(4);
+    let job_specs = finopsia_ops::jobs::builtin(finopsia_ops::jobs::Builtin {
+        data_dir: &config.data_dir,
+        forecast: &config.forecast,
+        maintenance: &config.maintenance,
+        jobs: &config.jobs,
+        writer: Some(Arc::new(WriterHandle {
+            tx: writer_tx,
+            windows: engine.window_tables(),
+        })),
+    })?;
     let (scheduler, mut job_tasks) = finopsia_ops::scheduler::start(
         job_specs,
         Arc::new(finopsia_ops::scheduler::JobRuns::open(&config.data_dir)?),
@@ -350,6 +360,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         reopen,
         on_commit,
         statuses.clone(),
+        writer_rx,
     );
     tokio::pin!(rt);
     tokio::pin!(shutdown);
@@ -463,6 +474,36 @@ async fn start_http(
 /// Job starts and ends as metrics (`finopsia_job` in InfluxDB, `/metrics`).
 struct JobMetrics(Arc<Metrics>);
 
+/// The running writer, as the store maintenance job sees it.
+struct WriterHandle {
+    tx: tokio::sync::mpsc::Sender<runtime::WriterTask>,
+    windows: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl finopsia_ops::maintenance::WindowCompactor for WriterHandle {
+    fn window_tables(&self) -> Vec<String> {
+        self.windows.clone()
+    }
+
+    async fn compact_windows(
+        &self,
+        target_bytes: u64,
+    ) -> std::result::Result<Vec<finopsia_store::store::Compaction>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(runtime::WriterTask::CompactWindows {
+                target_bytes,
+                reply,
+            })
+            .await
+            .map_err(|_| "the writer has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the writer stopped before compacting".to_string())?
+    }
+}
+
 impl finopsia_ops::scheduler::Observer for JobMetrics {
     fn started(&self, job: &str) {
         self.0.job_started(job);
@@ -550,6 +591,9 @@ pub struct Status {
     /// The last published micro-batch.
     pub seq: Option<i64>,
     pub sinks: Vec<SinkStatus>,
+    /// Each table's version and data files (`--tables`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<std::collections::BTreeMap<String, finopsia_store::store::TableStats>>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -581,6 +625,12 @@ impl Status {
                 } else {
                     ""
                 }
+            ));
+        }
+        for (name, t) in self.tables.iter().flatten() {
+            out.push_str(&format!(
+                "table {name}: version {}, {} data files\n",
+                t.version, t.files
             ));
         }
         out
@@ -635,5 +685,6 @@ pub fn status(data_dir: &Path) -> Result<Status> {
         since: holder.map(|h| h.since),
         seq,
         sinks,
+        tables: None,
     })
 }

@@ -113,6 +113,7 @@ async fn consume(
         reopen,
         on_commit,
         Statuses::default(),
+        tokio::sync::mpsc::channel(1).1,
     );
     tokio::pin!(rt);
     loop {

@@ -573,6 +573,28 @@ impl Engine {
             .collect()
     }
 
+    /// Compacts every window table that exists ([`Store::compact`]), then
+    /// reloads `transactions` and `quarantine` (compacted beside the writer
+    /// by the maintenance job) and publishes the newest versions, so that no
+    /// published snapshot reads files a later vacuum deletes. Run by the
+    /// writer between micro-batches: window tables are rewritten by
+    /// `replace_where`, which must not race a compaction.
+    pub async fn compact_windows(
+        &mut self,
+        target_bytes: u64,
+    ) -> Result<Vec<finopsia_store::store::Compaction>> {
+        let mut done = Vec::new();
+        for table in self.window_tables() {
+            if self.store.exists(&table) {
+                done.push(self.store.compact(&table, target_bytes).await?);
+            }
+        }
+        self.store.forget(TRANSACTIONS);
+        self.store.forget("quarantine");
+        self.publish(self.last_seq()).await?;
+        Ok(done)
+    }
+
     /// Window tables with their group-key columns.
     pub fn window_keys(&self) -> Vec<(String, Vec<String>)> {
         self.windows

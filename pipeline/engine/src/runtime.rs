@@ -55,6 +55,39 @@ pub struct CommitInfo<'a> {
 /// Called after each committed micro-batch.
 pub type OnCommit = Box<dyn FnMut(&CommitInfo<'_>) + Send>;
 
+/// Work the writer does between two micro-batches, for jobs that must not
+/// race its commits.
+#[derive(Debug)]
+pub enum WriterTask {
+    /// [`Engine::compact_windows`], answered on `reply`.
+    CompactWindows {
+        target_bytes: u64,
+        reply: tokio::sync::oneshot::Sender<
+            std::result::Result<Vec<finopsia_store::store::Compaction>, String>,
+        >,
+    },
+}
+
+impl WriterTask {
+    async fn perform(self, engine: &mut Engine) {
+        match self {
+            WriterTask::CompactWindows {
+                target_bytes,
+                reply,
+            } => {
+                let started = Instant::now();
+                let r = engine.compact_windows(target_bytes).await;
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    ok = r.is_ok(),
+                    "window tables compacted between micro-batches"
+                );
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+        }
+    }
+}
+
 /// The state of one source, for `/ready` and the log.
 #[derive(Debug, Clone, Default)]
 pub struct SourceStatus {
@@ -67,7 +100,9 @@ pub struct SourceStatus {
 pub type Statuses = Arc<Mutex<BTreeMap<String, SourceStatus>>>;
 
 /// Runs `sources` into `engine` until `shutdown` turns true; then stops the
-/// sources, commits what is pending and returns the engine.
+/// sources, commits what is pending and returns the engine. Between two
+/// micro-batches it performs the [`WriterTask`]s sent on `tasks`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut engine: Engine,
     cfg: &EngineConfig,
@@ -76,6 +111,7 @@ pub async fn run(
     reopen: Reopen,
     mut on_commit: OnCommit,
     statuses: Statuses,
+    mut tasks_rx: mpsc::Receiver<WriterTask>,
 ) -> Result<Engine> {
     let capacity = cfg.source_queue.max(1) * sources.len().max(1);
     let (tx, mut rx) = mpsc::channel::<Delivery>(capacity);
@@ -100,6 +136,10 @@ pub async fn run(
         // Wait for a first chunk.
         let first = tokio::select! {
             d = rx.recv() => d,
+            Some(task) = tasks_rx.recv() => {
+                task.perform(&mut engine).await;
+                continue;
+            }
             _ = shutdown.changed() => None,
         };
         let Some(first) = first else {

@@ -96,6 +96,7 @@ async fn run_until(
         reopen(dir.to_path_buf(), c.clone()),
         Box::new(|_| {}),
         Statuses::default(),
+        tokio::sync::mpsc::channel(1).1,
     );
     tokio::pin!(rt);
     let t = std::time::Instant::now();

@@ -19,6 +19,9 @@ pub enum Error {
     Input { file: String, message: String },
     #[error("model: {0}")]
     Model(String),
+    /// The running service's writer could not do what was asked.
+    #[error("writer: {0}")]
+    Writer(String),
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]

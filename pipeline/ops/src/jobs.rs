@@ -6,6 +6,9 @@
 //!   changed (as `finopsia forecast`). By default every
 //!   `forecast.refresh_interval`, at start, and `forecast.refresh_debounce`
 //!   after new data; `forecast.refresh_interval = "0"` turns it off.
+//! - `store_maintenance`: compacts and vacuums every table
+//!   ([`crate::maintenance`]). By default daily at 03:30 in the job's time
+//!   zone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +21,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ForecastConfig;
 use crate::error::{Error, Result};
+use crate::maintenance::{MaintenanceConfig, WindowCompactor};
 use crate::retry::{Failure, RetryPolicy};
 use crate::scheduler::{JobFn, JobSpec, Missed, Schedule};
 
 /// The forecast refresh's job name.
 pub const FORECAST_REFRESH: &str = "forecast_refresh";
 
+/// The store maintenance job's name.
+pub const STORE_MAINTENANCE: &str = "store_maintenance";
+/// Its default schedule (cron, in the job's time zone).
+pub const STORE_MAINTENANCE_CRON: &str = "30 3 * * *";
+
 /// Every built-in job.
-pub const BUILTIN: &[&str] = &[FORECAST_REFRESH];
+pub const BUILTIN: &[&str] = &[FORECAST_REFRESH, STORE_MAINTENANCE];
 
 /// One `[jobs.NAME]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,13 +146,28 @@ pub fn validate(jobs: &BTreeMap<String, JobConfig>) -> Result<()> {
     Ok(())
 }
 
+/// What the built-in jobs need.
+pub struct Builtin<'a> {
+    pub data_dir: &'a Path,
+    pub forecast: &'a ForecastConfig,
+    pub maintenance: &'a MaintenanceConfig,
+    pub jobs: &'a BTreeMap<String, JobConfig>,
+    /// The running service's writer; `None` when this process holds the
+    /// writer lock itself (`finopsia job run` without a service).
+    pub writer: Option<Arc<dyn WindowCompactor>>,
+}
+
 /// The built-in jobs as configured (disabled ones left out).
-pub fn builtin(
-    data_dir: &Path,
-    forecast: &ForecastConfig,
-    jobs: &BTreeMap<String, JobConfig>,
-) -> Result<Vec<JobSpec>> {
+pub fn builtin(b: Builtin<'_>) -> Result<Vec<JobSpec>> {
+    let Builtin {
+        data_dir,
+        forecast,
+        maintenance,
+        jobs,
+        writer,
+    } = b;
     validate(jobs)?;
+    maintenance.validate()?;
     let mut out = Vec::new();
     let cfg = jobs.get(FORECAST_REFRESH).cloned().unwrap_or_default();
     let every = forecast.refresh_interval();
@@ -183,6 +207,39 @@ pub fn builtin(
             missed: cfg.missed,
             run_at_start: true,
             after_data: Some(forecast.refresh_debounce()),
+            run,
+        });
+    }
+    let cfg = jobs.get(STORE_MAINTENANCE).cloned().unwrap_or_default();
+    if cfg.enabled {
+        let default =
+            Schedule::cron(STORE_MAINTENANCE_CRON, &cfg.timezone).map_err(|e| match e {
+                Error::Config(m) => Error::Config(format!("jobs.{STORE_MAINTENANCE}.{m}")),
+                other => other,
+            })?;
+        let run: JobFn = {
+            let data_dir: PathBuf = data_dir.to_path_buf();
+            let maintenance = maintenance.clone();
+            Arc::new(move |_ctx| {
+                let data_dir = data_dir.clone();
+                let maintenance = maintenance.clone();
+                let writer = writer.clone();
+                Box::pin(async move {
+                    let r = crate::maintenance::run(&data_dir, &maintenance, writer.as_deref())
+                        .await
+                        .map_err(classify)?;
+                    Ok(r.summary())
+                })
+            })
+        };
+        out.push(JobSpec {
+            name: STORE_MAINTENANCE.into(),
+            schedule: cfg.schedule(STORE_MAINTENANCE, default)?,
+            timeout: parse_duration(&cfg.timeout).unwrap_or(Duration::from_secs(3600)),
+            retry: cfg.retry(STORE_MAINTENANCE)?,
+            missed: cfg.missed,
+            run_at_start: false,
+            after_data: None,
             run,
         });
     }

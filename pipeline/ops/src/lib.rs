@@ -8,13 +8,15 @@
 //! corrections and evaluates a model on a CSV; [`scheduler`] runs them as
 //! jobs (cron or interval, after new data, by hand) with retries
 //! ([`retry`]), timeouts, no overlap and a missed-run policy, and keeps
-//! their history in `job_runs`. Store maintenance and alerts come here next.
+//! their history in `job_runs`; [`maintenance`] compacts and vacuums every
+//! table. Alerts come here next.
 
 pub mod balances;
 pub mod config;
 pub mod error;
 pub mod forecasts;
 pub mod jobs;
+pub mod maintenance;
 pub mod models;
 pub mod retry;
 pub mod scheduler;

@@ -89,6 +89,27 @@ impl Publisher {
     }
 }
 
+/// For a process that holds the writer lock and rewrote tables without
+/// changing their rows (compaction): points the snapshot file at the
+/// newest version of every table it names, keeping its `seq`, so that no
+/// reader is sent to files a later vacuum deletes. Without a snapshot file
+/// there is nothing to do.
+pub async fn republish_latest(data_dir: &Path) -> Result<()> {
+    let path = snapshot_path(data_dir);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let mut v: Versions = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
+    let stats = crate::store::all_stats(data_dir).await?;
+    for (name, version) in v.tables.iter_mut() {
+        if let Some(s) = stats.get(name) {
+            *version = s.version;
+        }
+    }
+    Publisher::new(data_dir).publish(v)
+}
+
 /// Read-only SQL over the store, each query on one snapshot. Cheap to clone
 /// and safe to share between tasks.
 #[derive(Clone)]

@@ -171,6 +171,12 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the cached state of `name`: its next use reads the newest
+    /// version from the log (after another process or task committed).
+    pub fn forget(&mut self, name: &str) {
+        self.cache.remove(name);
+    }
+
     /// The table's current version (`None` if it does not exist).
     pub async fn version(&mut self, name: &str) -> Result<Option<u64>> {
         if !self.exists(name) {
@@ -243,6 +249,85 @@ impl Store {
             .await?;
         self.cache.insert(name.to_string(), table);
         Ok(())
+    }
+
+    /// The table's version and the number of data files its current
+    /// version reads (`None` if it does not exist).
+    pub async fn stats(&mut self, name: &str) -> Result<Option<TableStats>> {
+        if !self.exists(name) {
+            return Ok(None);
+        }
+        let table = self.take(name).await?;
+        let stats = table_stats(&table);
+        self.cache.insert(name.to_string(), table);
+        stats.map(Some)
+    }
+
+    /// Rewrites the table's small data files into files of about
+    /// `target_bytes` (Delta `OPTIMIZE`, compaction). The rows do not
+    /// change; the commit's `remove` actions carry `dataChange = false`, so
+    /// concurrent blind appends (the engine's `transactions` and
+    /// `quarantine` commits, job history) neither conflict with it nor are
+    /// touched by it. A table whose writer replaces rows (`replace`,
+    /// `overwrite`) must be compacted by that writer, between its writes:
+    /// Delta's conflict check lets such a replace commit after a
+    /// compaction that already rewrote the rows it removes.
+    pub async fn compact(&mut self, name: &str, target_bytes: u64) -> Result<Compaction> {
+        let table = self.take(name).await?;
+        let before = table_stats(&table)?;
+        let target = std::num::NonZeroU64::new(target_bytes.max(1)).expect("nonzero");
+        // On failure the table is not cached: the next use reloads it.
+        let (table, metrics) = table.optimize().with_target_size(target).await?;
+        let after = table_stats(&table)?;
+        self.cache.insert(name.to_string(), table);
+        Ok(Compaction {
+            table: name.to_string(),
+            files_before: before.files,
+            files_after: after.files,
+            files_removed: metrics.num_files_removed,
+            files_added: metrics.num_files_added,
+            version: after.version,
+        })
+    }
+
+    /// Deletes data files that no version newer than `retain` ago reads
+    /// (Delta `VACUUM`, lite mode: files the log removed). Readers of a
+    /// snapshot older than `retain` would lose their files, so keep it
+    /// well above the longest query. Returns the number of files deleted.
+    pub async fn vacuum(&mut self, name: &str, retain: std::time::Duration) -> Result<usize> {
+        let table = self.take(name).await?;
+        let retain = chrono::Duration::from_std(retain)
+            .map_err(|e| Error::Store(format!("vacuum retention: {e}")))?;
+        // The log keeps tombstones after their files are gone, and vacuum
+        // lists them again each time: count only the files still there.
+        let (table, candidates) = table
+            .vacuum()
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_dry_run(true)
+            .await?;
+        let dir = self.path(name);
+        let present = candidates
+            .files_deleted
+            .iter()
+            .filter(|f| {
+                let rel = f
+                    .rsplit_once(&format!("/{name}/"))
+                    .map_or(f.as_str(), |(_, r)| r);
+                dir.join(rel).exists()
+            })
+            .count();
+        if present == 0 {
+            self.cache.insert(name.to_string(), table);
+            return Ok(0);
+        }
+        let (table, _) = table
+            .vacuum()
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(present)
     }
 
     /// The last version committed for an application id, if any.
@@ -362,6 +447,55 @@ fn relax(batch: &RecordBatch) -> Result<RecordBatch> {
         batch.columns().to_vec(),
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
+}
+
+/// A table's version and its current version's data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    pub version: u64,
+    pub files: usize,
+}
+
+fn table_stats(table: &DeltaTable) -> Result<TableStats> {
+    let snapshot = table.snapshot()?;
+    Ok(TableStats {
+        version: snapshot.version(),
+        files: snapshot.log_data().num_files(),
+    })
+}
+
+/// The version and data files of every table under `<data_dir>/tables`,
+/// read from the Delta logs (no lock, no model registry).
+pub async fn all_stats(data_dir: &Path) -> Result<std::collections::BTreeMap<String, TableStats>> {
+    let root = data_dir.join("tables");
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(&root) else {
+        return Ok(out);
+    };
+    for entry in dir {
+        let entry = entry.map_err(io_err(&root))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if !path.join("_delta_log").is_dir() {
+            continue;
+        }
+        let url = deltalake::ensure_table_uri(path.to_string_lossy())?;
+        let table = deltalake::open_table(url).await?;
+        out.insert(name.clone(), table_stats(&table)?);
+    }
+    Ok(out)
+}
+
+/// What [`Store::compact`] did to one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Compaction {
+    pub table: String,
+    pub files_before: usize,
+    pub files_after: usize,
+    pub files_removed: u64,
+    pub files_added: u64,
+    /// The table's version after the compaction.
+    pub version: u64,
 }
 
 impl std::fmt::Debug for Store {
