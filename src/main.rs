@@ -14,6 +14,7 @@ use finopsia_store::lock::WriterLock;
 
 mod bench;
 mod config;
+mod gauges;
 mod jobs;
 mod service;
 

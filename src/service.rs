@@ -213,6 +213,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
 
     // Background jobs beside the writer (see finopsia_ops::scheduler).
     let (stop_jobs, jobs_stopped) = watch::channel(false);
+    let gauges_kick = Arc::new(tokio::sync::Notify::new());
     let (writer_tx, writer_rx) = tokio::sync::mpsc::channel::<runtime::WriterTask>(4);
     let job_specs = finopsia_ops::jobs::builtin(finopsia_ops::jobs::Builtin {
         data_dir: &config.data_dir,
@@ -228,9 +229,16 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         job_specs,
         Arc::new(finopsia_ops::scheduler::JobRuns::open(&config.data_dir)?),
         Arc::new(finopsia_ops::scheduler::SystemClock),
-        Some(Arc::new(JobMetrics(metrics.clone()))),
+        Some(Arc::new(JobMetrics(metrics.clone(), gauges_kick.clone()))),
         jobs_stopped.clone(),
     );
+    job_tasks.push(tokio::spawn(crate::gauges::refresh_loop(
+        config.data_dir.clone(),
+        engine.models(),
+        metrics.clone(),
+        gauges_kick,
+        jobs_stopped.clone(),
+    )));
     job_tasks.push(tokio::spawn(finopsia_ops::scheduler::watch_triggers(
         config.data_dir.clone(),
         scheduler.clone(),
@@ -284,6 +292,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         Box::new(move |info: &runtime::CommitInfo<'_>| {
             metrics.batch(info.counts);
             metrics.event_time(info.watermark, info.max_event_time, info.elapsed);
+            metrics.rejects_and_windows(info.rejects, info.open_windows);
             if info.counts.values().any(|c| c.accepted > 0) {
                 scheduler.new_data();
             }
@@ -472,7 +481,8 @@ async fn start_http(
 }
 
 /// Job starts and ends as metrics (`finopsia_job` in InfluxDB, `/metrics`).
-struct JobMetrics(Arc<Metrics>);
+/// Counts job runs and has the store gauges read again after each.
+struct JobMetrics(Arc<Metrics>, Arc<tokio::sync::Notify>);
 
 /// The running writer, as the store maintenance job sees it.
 struct WriterHandle {
@@ -510,6 +520,7 @@ impl finopsia_ops::scheduler::Observer for JobMetrics {
     }
     fn finished(&self, job: &str, result: std::result::Result<(), String>) {
         self.0.job_finished(job, result);
+        self.1.notify_one();
     }
 }
 

@@ -151,10 +151,87 @@ pub struct JobCounters {
     pub last_error: Option<String>,
 }
 
+/// A Prometheus-style histogram: counts per upper bound (cumulative when
+/// rendered), their sum and count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// Upper bounds in seconds, ascending (`+Inf` is implied).
+    pub bounds: &'static [f64],
+    /// Observations per bucket (not cumulative); one more than `bounds`.
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// Buckets of micro-batch commit durations (seconds).
+pub const BATCH_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Buckets of job run durations (seconds).
+pub const JOB_BUCKETS: &[f64] = &[0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, seconds: f64) {
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    /// (upper bound, cumulative count) per bucket, `+Inf` last.
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut total = 0;
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                total += n;
+                (self.bounds.get(i).copied().unwrap_or(f64::INFINITY), total)
+            })
+            .collect()
+    }
+}
+
+/// What the service reads from the store now and then (not on every
+/// scrape): table versions and files, the model in use, forecast ages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreGauges {
+    /// Table → (Delta version, data files).
+    pub tables: BTreeMap<String, (u64, u64)>,
+    /// The categorization model in use and when it was trained (ms since
+    /// the epoch, from its metadata).
+    pub model_version: Option<String>,
+    pub model_created_ms: Option<i64>,
+    /// Series → its latest successful forecast run (ms since the epoch).
+    pub forecast_run_ms: BTreeMap<String, i64>,
+    /// When these were read (ms since the epoch; 0: never).
+    pub read_ms: i64,
+}
+
 /// Pipeline counters since the service started, for sinks that report
-/// them (and later `/metrics`).
+/// them and `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// (source, reason code) → rejects quarantined.
+    rejects: Mutex<BTreeMap<(String, String), u64>>,
+    batch_seconds: Mutex<Option<Histogram>>,
+    /// Window table → windows held open in memory.
+    open_windows: Mutex<BTreeMap<String, u64>>,
+    job_seconds: Mutex<BTreeMap<String, Histogram>>,
+    store: Mutex<StoreGauges>,
     sources: Mutex<BTreeMap<String, Counts>>,
     /// Per source: when it last had records committed (ms since the epoch).
     source_seen_ms: Mutex<BTreeMap<String, i64>>,
@@ -165,7 +242,7 @@ pub struct Metrics {
 }
 
 /// A copy of [`Metrics`] at one moment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MetricsSnapshot {
     pub sources: BTreeMap<String, Counts>,
     pub source_seen_ms: BTreeMap<String, i64>,
@@ -173,6 +250,11 @@ pub struct MetricsSnapshot {
     pub batches: u64,
     pub pipeline: PipelineGauges,
     pub jobs: BTreeMap<String, JobCounters>,
+    pub rejects: BTreeMap<(String, String), u64>,
+    pub batch_seconds: Histogram,
+    pub open_windows: BTreeMap<String, u64>,
+    pub job_seconds: BTreeMap<String, Histogram>,
+    pub store: StoreGauges,
 }
 
 fn now_ms() -> i64 {
@@ -197,6 +279,29 @@ impl Metrics {
         *self.batches.lock().expect("metrics") += 1;
     }
 
+    /// Counts one micro-batch's rejects by source and reason code, and the
+    /// windows each window table holds open after it.
+    pub fn rejects_and_windows(
+        &self,
+        rejects: &BTreeMap<(String, &'static str), u64>,
+        open_windows: &[(String, usize)],
+    ) {
+        let mut r = self.rejects.lock().expect("metrics");
+        for ((source, reason), n) in rejects {
+            *r.entry((source.clone(), reason.to_string())).or_default() += n;
+        }
+        let mut w = self.open_windows.lock().expect("metrics");
+        for (table, n) in open_windows {
+            w.insert(table.clone(), *n as u64);
+        }
+    }
+
+    /// Replaces what was read from the store.
+    pub fn set_store(&self, mut g: StoreGauges) {
+        g.read_ms = now_ms();
+        *self.store.lock().expect("metrics") = g;
+    }
+
     /// Records the event time and latency of the last commit.
     pub fn event_time(
         &self,
@@ -204,6 +309,11 @@ impl Metrics {
         max_event_time_us: Option<i64>,
         took: Duration,
     ) {
+        self.batch_seconds
+            .lock()
+            .expect("metrics")
+            .get_or_insert_with(|| Histogram::new(BATCH_BUCKETS))
+            .observe(took.as_secs_f64());
         *self.pipeline.lock().expect("metrics") = PipelineGauges {
             last_commit_ms: now_ms(),
             last_batch_ms: took.as_millis() as u64,
@@ -227,6 +337,12 @@ impl Metrics {
         j.running = false;
         j.runs += 1;
         j.last_duration_ms = (now_ms() - j.last_start_ms).max(0) as u64;
+        self.job_seconds
+            .lock()
+            .expect("metrics")
+            .entry(name.to_string())
+            .or_insert_with(|| Histogram::new(JOB_BUCKETS))
+            .observe(j.last_duration_ms as f64 / 1000.0);
         match outcome {
             Ok(()) => j.last_ok = Some(true),
             Err(e) => {
@@ -255,6 +371,16 @@ impl Metrics {
             batches: *self.batches.lock().expect("metrics"),
             pipeline: self.pipeline.lock().expect("metrics").clone(),
             jobs: self.jobs.lock().expect("metrics").clone(),
+            rejects: self.rejects.lock().expect("metrics").clone(),
+            batch_seconds: self
+                .batch_seconds
+                .lock()
+                .expect("metrics")
+                .clone()
+                .unwrap_or_else(|| Histogram::new(BATCH_BUCKETS)),
+            open_windows: self.open_windows.lock().expect("metrics").clone(),
+            job_seconds: self.job_seconds.lock().expect("metrics").clone(),
+            store: self.store.lock().expect("metrics").clone(),
         }
     }
 }

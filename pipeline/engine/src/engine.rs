@@ -121,6 +121,8 @@ pub struct Engine {
     /// Per chunk of the last [`Engine::ingest_many`]: the records (row
     /// index, whether it was a conflicting duplicate) that were not stored.
     not_stored: Vec<Vec<(u32, bool)>>,
+    /// The last micro-batch's rejects by (source, reason code).
+    reject_reasons: BTreeMap<(String, &'static str), u64>,
 }
 
 /// Commit-metadata key of the source positions on `transactions` commits.
@@ -301,6 +303,7 @@ impl Engine {
             publisher: Publisher::new(data_dir),
             tx_schema: INCOMING.clone(),
             not_stored: Vec::new(),
+            reject_reasons: BTreeMap::new(),
         };
         engine.plan().await?;
         engine.recover().await?;
@@ -663,6 +666,13 @@ impl Engine {
             kept.push(filtered);
             all_counts.push(counts);
         }
+        self.reject_reasons.clear();
+        for r in &rejects {
+            *self
+                .reject_reasons
+                .entry((r.source.clone(), r.reason.code()))
+                .or_default() += 1;
+        }
         let records = if kept.len() == 1 {
             kept.pop().expect("one batch")
         } else {
@@ -703,6 +713,20 @@ impl Engine {
     /// conflicting duplicate, now quarantined). Taken once.
     pub fn take_not_stored(&mut self) -> Vec<Vec<(u32, bool)>> {
         std::mem::take(&mut self.not_stored)
+    }
+
+    /// The last micro-batch's rejects by (source, reason code), as counted
+    /// in its `quarantined`. Taken once.
+    pub fn take_reject_reasons(&mut self) -> BTreeMap<(String, &'static str), u64> {
+        std::mem::take(&mut self.reject_reasons)
+    }
+
+    /// Windows each window table holds open in memory (not yet evicted).
+    pub fn open_windows(&self) -> Vec<(String, usize)> {
+        self.windows
+            .iter()
+            .map(|w| (w.query.target.clone(), w.window_count()))
+            .collect()
     }
 
     /// Marks each record of `chunk` kept (new) or not (an identical

@@ -50,6 +50,10 @@ pub struct CommitInfo<'a> {
     pub max_event_time: Option<i64>,
     /// How long the commit took.
     pub elapsed: Duration,
+    /// Rejects of the batch by (source, reason code).
+    pub rejects: &'a BTreeMap<(String, &'static str), u64>,
+    /// Windows each window table holds open after the batch.
+    pub open_windows: &'a [(String, usize)],
 }
 
 /// Called after each committed micro-batch.
@@ -250,6 +254,7 @@ async fn commit(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "micro-batch committed"
             );
+            let rejects = engine.take_reject_reasons();
             on_commit(&CommitInfo {
                 counts: &per_source,
                 positions: &positions,
@@ -257,6 +262,8 @@ async fn commit(
                 watermark: engine.watermark(),
                 max_event_time: engine.max_event_time(),
                 elapsed: started.elapsed(),
+                rejects: &rejects,
+                open_windows: &engine.open_windows(),
             });
             if reopen_after {
                 drop(engine);

@@ -1,10 +1,13 @@
 //! `/metrics`: the service's counters in the Prometheus text format (0.0.4).
-//! What the pipeline counts today (records per source and outcome, batches,
-//! watermark and lag, sinks, jobs); the operations work adds the rest.
+//! Records per source and outcome, rejects per source and reason, batches
+//! and their commit latency, watermark and event-time lag, open windows,
+//! sinks, job runs and their durations, and what the service reads from the
+//! store every minute and after each job (table versions and data files,
+//! the model in use and its age, each series' forecast age).
 
 use std::fmt::Write;
 
-use finopsia_core::sink::MetricsSnapshot;
+use finopsia_core::sink::{Histogram, MetricsSnapshot};
 
 /// A label value, escaped as the text format wants (`\`, `"`, newline).
 fn label(v: &str) -> String {
@@ -32,6 +35,21 @@ impl Out {
             self.0.push('}');
         }
         let _ = writeln!(self.0, " {value}");
+    }
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+        let bucket = format!("{name}_bucket");
+        for (le, n) in h.cumulative() {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            self.sample(&bucket, &l, n as f64);
+        }
+        self.sample(&format!("{name}_sum"), labels, h.sum);
+        self.sample(&format!("{name}_count"), labels, h.count as f64);
     }
 }
 
@@ -76,6 +94,32 @@ pub fn render(m: &MetricsSnapshot) -> String {
             &[("source", source)],
             ((now_ms - seen).max(0) as f64) / 1000.0,
         );
+    }
+    o.family(
+        "finopsia_quarantined_total",
+        "counter",
+        "Rejects quarantined per source and reason code since start.",
+    );
+    for ((source, reason), n) in &m.rejects {
+        o.sample(
+            "finopsia_quarantined_total",
+            &[("source", source), ("reason", reason)],
+            *n as f64,
+        );
+    }
+    o.family(
+        "finopsia_batch_duration_seconds",
+        "histogram",
+        "Micro-batch commit durations (records, rejects, windows, checkpoint).",
+    );
+    o.histogram("finopsia_batch_duration_seconds", &[], &m.batch_seconds);
+    o.family(
+        "finopsia_open_windows",
+        "gauge",
+        "Event-time windows a window table holds open in memory.",
+    );
+    for (table, n) in &m.open_windows {
+        o.sample("finopsia_open_windows", &[("table", table)], *n as f64);
     }
     o.family(
         "finopsia_batches_total",
@@ -187,6 +231,71 @@ pub fn render(m: &MetricsSnapshot) -> String {
             j.last_duration_ms as f64 / 1000.0,
         );
     }
+    o.family(
+        "finopsia_job_duration_seconds",
+        "histogram",
+        "Durations of finished job runs (retries included).",
+    );
+    for (job, h) in &m.job_seconds {
+        o.histogram("finopsia_job_duration_seconds", &[("job", job)], h);
+    }
+    let st = &m.store;
+    o.family(
+        "finopsia_store_table_version",
+        "gauge",
+        "A table's Delta version (read every minute and after each job).",
+    );
+    for (table, (version, _)) in &st.tables {
+        o.sample(
+            "finopsia_store_table_version",
+            &[("table", table)],
+            *version as f64,
+        );
+    }
+    o.family(
+        "finopsia_store_table_files",
+        "gauge",
+        "Data files a table's current version reads (compaction lowers it).",
+    );
+    for (table, (_, files)) in &st.tables {
+        o.sample(
+            "finopsia_store_table_files",
+            &[("table", table)],
+            *files as f64,
+        );
+    }
+    if let Some(version) = &st.model_version {
+        o.family(
+            "finopsia_model_info",
+            "gauge",
+            "The categorization model in use (value 1, its version as a label).",
+        );
+        o.sample("finopsia_model_info", &[("version", version)], 1.0);
+    }
+    if let Some(created) = st.model_created_ms {
+        o.family(
+            "finopsia_model_age_seconds",
+            "gauge",
+            "Seconds since the model in use was trained.",
+        );
+        o.sample(
+            "finopsia_model_age_seconds",
+            &[],
+            ((now_ms - created).max(0) as f64) / 1000.0,
+        );
+    }
+    o.family(
+        "finopsia_forecast_age_seconds",
+        "gauge",
+        "Seconds since a series' latest successful forecast run.",
+    );
+    for (series, at) in &st.forecast_run_ms {
+        o.sample(
+            "finopsia_forecast_age_seconds",
+            &[("series", series)],
+            ((now_ms - at).max(0) as f64) / 1000.0,
+        );
+    }
     o.0
 }
 
@@ -196,7 +305,7 @@ mod tests {
 
     #[test]
     fn labels_are_escaped_and_families_typed() {
-        let mut m = MetricsSnapshot::default();
+        let mut m = finopsia_core::sink::Metrics::default().snapshot();
         m.sources.insert(
             "in\"box\n".into(),
             finopsia_core::Counts {
@@ -213,5 +322,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE finopsia_records_total counter\n"));
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let mut h = Histogram::new(&[0.1, 1.0]);
+        for v in [0.05, 0.5, 0.7, 3.0] {
+            h.observe(v);
+        }
+        let mut o = Out(String::new());
+        o.histogram("x_seconds", &[("job", "j")], &h);
+        assert_eq!(
+            o.0,
+            "x_seconds_bucket{job=\"j\",le=\"0.1\"} 1\n\
+             x_seconds_bucket{job=\"j\",le=\"1\"} 3\n\
+             x_seconds_bucket{job=\"j\",le=\"+Inf\"} 4\n\
+             x_seconds_sum{job=\"j\"} 4.25\n\
+             x_seconds_count{job=\"j\"} 4\n"
+        );
     }
 }

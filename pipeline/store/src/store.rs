@@ -476,7 +476,18 @@ pub async fn all_stats(data_dir: &Path) -> Result<std::collections::BTreeMap<Str
         let entry = entry.map_err(io_err(&root))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if !path.join("_delta_log").is_dir() {
+        // A table being created has its log directory before its first
+        // commit: not a table yet.
+        let committed = std::fs::read_dir(path.join("_delta_log"))
+            .map(|d| {
+                d.flatten().any(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.ends_with(".json") || n.ends_with(".parquet")
+                })
+            })
+            .unwrap_or(false);
+        if !committed {
             continue;
         }
         let url = deltalake::ensure_table_uri(path.to_string_lossy())?;
