@@ -51,6 +51,10 @@ pub struct Config {
     pub jobs: BTreeMap<String, finopsia_ops::jobs::JobConfig>,
     /// The `store_maintenance` job: compaction file size, vacuum retention.
     pub maintenance: finopsia_ops::maintenance::MaintenanceConfig,
+    /// Alert rules (`[alerts.rules.NAME]`) and their defaults.
+    pub alerts: finopsia_ops::alerts::AlertsConfig,
+    /// Where alert notifications go, by name (`type = "webhook"` or `"slack"`).
+    pub channels: BTreeMap<String, finopsia_connectors::notify::ChannelConfig>,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             flight: finopsia_serve::FlightConfig::default(),
             jobs: BTreeMap::new(),
             maintenance: Default::default(),
+            alerts: Default::default(),
+            channels: BTreeMap::new(),
         }
     }
 }
@@ -125,6 +131,9 @@ impl Config {
         self.flight.validate()?;
         finopsia_ops::jobs::validate(&self.jobs)?;
         self.maintenance.validate()?;
+        finopsia_connectors::notify::validate(&self.channels)?;
+        self.alerts
+            .validate(&self.channels.keys().cloned().collect())?;
         for (name, preset) in &self.presets {
             preset.validate(name)?;
         }

@@ -18,7 +18,26 @@ fn specs(config: &Config, data_dir: &Path) -> anyhow::Result<Vec<scheduler::JobS
         maintenance: &config.maintenance,
         jobs: &config.jobs,
         writer: None,
+        alerts: &config.alerts,
+        channels: finopsia_connectors::notify::build(&config.channels)?,
+        sink_backlog: Some(sink_backlog(data_dir)),
+        metrics: None,
     })?)
+}
+
+/// Outbox entries waiting per sink, as `finopsia status` reads them.
+pub fn sink_backlog(data_dir: &Path) -> finopsia_ops::jobs::SinkBacklog {
+    let data_dir = data_dir.to_path_buf();
+    std::sync::Arc::new(move || {
+        crate::service::status(&data_dir)
+            .map(|s| {
+                s.sinks
+                    .into_iter()
+                    .map(|s| (s.name, s.buffered as u64))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

@@ -173,7 +173,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
             queries: finopsia_store::snapshot::QueryService::open(
                 &config.data_dir,
                 models,
-                finopsia_ops::forecasts::VIEWS,
+                finopsia_ops::views(),
             ),
             windows: engine.window_keys(),
         });
@@ -224,6 +224,10 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
             tx: writer_tx,
             windows: engine.window_tables(),
         })),
+        alerts: &config.alerts,
+        channels: finopsia_connectors::notify::build(&config.channels)?,
+        sink_backlog: Some(crate::jobs::sink_backlog(&config.data_dir)),
+        metrics: Some(metrics.clone()),
     })?;
     let (scheduler, mut job_tasks) = finopsia_ops::scheduler::start(
         job_specs,
@@ -312,7 +316,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         Ok(finopsia_store::snapshot::QueryService::open(
             &config.data_dir,
             models,
-            finopsia_ops::forecasts::VIEWS,
+            finopsia_ops::views(),
         )
         .with_file_cache(cache_bytes))
     };
@@ -561,11 +565,8 @@ pub async fn print_query(data_dir: &Path, sql: &str, format: &str) -> Result<()>
         finopsia_udfs::categorize::DEFAULT_REVIEW_BELOW,
     )
     .map_err(|e| anyhow::anyhow!("model: {e}"))?;
-    let service = finopsia_store::snapshot::QueryService::open(
-        data_dir,
-        models,
-        finopsia_ops::forecasts::VIEWS,
-    );
+    let service =
+        finopsia_store::snapshot::QueryService::open(data_dir, models, finopsia_ops::views());
     let batches = service.query(sql).await?;
     let mut out = std::io::stdout().lock();
     match format {

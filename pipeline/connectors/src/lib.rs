@@ -14,6 +14,7 @@ pub mod files;
 pub mod inbox;
 pub mod influx;
 pub mod nats;
+pub mod notify;
 pub mod registry;
 pub mod rejects;
 pub mod webhook;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod input;
 pub mod limits;
 pub mod money;
+pub mod notify;
 pub mod schema;
 pub mod settings;
 pub mod sink;

@@ -232,6 +232,10 @@ pub struct Metrics {
     open_windows: Mutex<BTreeMap<String, u64>>,
     job_seconds: Mutex<BTreeMap<String, Histogram>>,
     store: Mutex<StoreGauges>,
+    /// Rule → alerts firing at its last evaluation.
+    alerts_firing: Mutex<BTreeMap<String, u64>>,
+    /// (channel, ok) → notifications sent.
+    notifications: Mutex<BTreeMap<(String, bool), u64>>,
     sources: Mutex<BTreeMap<String, Counts>>,
     /// Per source: when it last had records committed (ms since the epoch).
     source_seen_ms: Mutex<BTreeMap<String, i64>>,
@@ -255,6 +259,8 @@ pub struct MetricsSnapshot {
     pub open_windows: BTreeMap<String, u64>,
     pub job_seconds: BTreeMap<String, Histogram>,
     pub store: StoreGauges,
+    pub alerts_firing: BTreeMap<String, u64>,
+    pub notifications: BTreeMap<(String, bool), u64>,
 }
 
 fn now_ms() -> i64 {
@@ -294,6 +300,24 @@ impl Metrics {
         for (table, n) in open_windows {
             w.insert(table.clone(), *n as u64);
         }
+    }
+
+    /// Alerts of `rule` firing at its last evaluation.
+    pub fn alerts_firing(&self, rule: &str, n: u64) {
+        self.alerts_firing
+            .lock()
+            .expect("metrics")
+            .insert(rule.to_string(), n);
+    }
+
+    /// One notification sent to `channel`, delivered or not.
+    pub fn alert_notification(&self, channel: &str, ok: bool) {
+        *self
+            .notifications
+            .lock()
+            .expect("metrics")
+            .entry((channel.to_string(), ok))
+            .or_default() += 1;
     }
 
     /// Replaces what was read from the store.
@@ -381,6 +405,8 @@ impl Metrics {
             open_windows: self.open_windows.lock().expect("metrics").clone(),
             job_seconds: self.job_seconds.lock().expect("metrics").clone(),
             store: self.store.lock().expect("metrics").clone(),
+            alerts_firing: self.alerts_firing.lock().expect("metrics").clone(),
+            notifications: self.notifications.lock().expect("metrics").clone(),
         }
     }
 }

@@ -6,6 +6,9 @@
 //!   changed (as `finopsia forecast`). By default every
 //!   `forecast.refresh_interval`, at start, and `forecast.refresh_debounce`
 //!   after new data; `forecast.refresh_interval = "0"` turns it off.
+//! - `alert_evaluation`: evaluates the alert rules and delivers their
+//!   notifications ([`crate::alerts`]). Every minute, at start and 5 s
+//!   after new data; only when rules are configured.
 //! - `store_maintenance`: compacts and vacuums every table
 //!   ([`crate::maintenance`]). By default daily at 03:30 in the job's time
 //!   zone.
@@ -19,11 +22,14 @@ use finopsia_core::settings::{duration, text_or_number};
 use finopsia_core::timefmt::parse_duration;
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::AlertsConfig;
 use crate::config::ForecastConfig;
 use crate::error::{Error, Result};
 use crate::maintenance::{MaintenanceConfig, WindowCompactor};
 use crate::retry::{Failure, RetryPolicy};
 use crate::scheduler::{JobFn, JobSpec, Missed, Schedule};
+use finopsia_core::notify::Channel;
+use finopsia_core::sink::Metrics;
 
 /// The forecast refresh's job name.
 pub const FORECAST_REFRESH: &str = "forecast_refresh";
@@ -33,8 +39,14 @@ pub const STORE_MAINTENANCE: &str = "store_maintenance";
 /// Its default schedule (cron, in the job's time zone).
 pub const STORE_MAINTENANCE_CRON: &str = "30 3 * * *";
 
+/// The alert evaluation job's name.
+pub const ALERT_EVALUATION: &str = "alert_evaluation";
+
 /// Every built-in job.
-pub const BUILTIN: &[&str] = &[FORECAST_REFRESH, STORE_MAINTENANCE];
+pub const BUILTIN: &[&str] = &[FORECAST_REFRESH, STORE_MAINTENANCE, ALERT_EVALUATION];
+
+/// Outbox entries waiting per sink, for the `sink_backlog` rule.
+pub type SinkBacklog = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
 
 /// One `[jobs.NAME]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +167,10 @@ pub struct Builtin<'a> {
     /// The running service's writer; `None` when this process holds the
     /// writer lock itself (`finopsia job run` without a service).
     pub writer: Option<Arc<dyn WindowCompactor>>,
+    pub alerts: &'a AlertsConfig,
+    pub channels: BTreeMap<String, Arc<dyn Channel>>,
+    pub sink_backlog: Option<SinkBacklog>,
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The built-in jobs as configured (disabled ones left out).
@@ -165,6 +181,10 @@ pub fn builtin(b: Builtin<'_>) -> Result<Vec<JobSpec>> {
         maintenance,
         jobs,
         writer,
+        alerts,
+        channels,
+        sink_backlog,
+        metrics,
     } = b;
     validate(jobs)?;
     maintenance.validate()?;
@@ -240,6 +260,47 @@ pub fn builtin(b: Builtin<'_>) -> Result<Vec<JobSpec>> {
             missed: cfg.missed,
             run_at_start: false,
             after_data: None,
+            run,
+        });
+    }
+    let cfg = jobs.get(ALERT_EVALUATION).cloned().unwrap_or_default();
+    if cfg.enabled && !alerts.rules.is_empty() {
+        let run: JobFn = {
+            let data_dir: PathBuf = data_dir.to_path_buf();
+            let alerts = alerts.clone();
+            let channels = Arc::new(channels);
+            Arc::new(move |_ctx| {
+                let data_dir = data_dir.clone();
+                let alerts = alerts.clone();
+                let channels = channels.clone();
+                let sink_backlog = sink_backlog.clone();
+                let metrics = metrics.clone();
+                Box::pin(async move {
+                    let facts = crate::alerts::Facts {
+                        now: chrono::Utc::now(),
+                        sink_buffered: sink_backlog.map(|f| f()).unwrap_or_default(),
+                    };
+                    let r = crate::alerts::run(
+                        &data_dir,
+                        &alerts,
+                        &channels,
+                        facts,
+                        metrics.as_deref(),
+                    )
+                    .await
+                    .map_err(classify)?;
+                    Ok(r.summary())
+                })
+            })
+        };
+        out.push(JobSpec {
+            name: ALERT_EVALUATION.into(),
+            schedule: cfg.schedule(ALERT_EVALUATION, Schedule::Every(Duration::from_secs(60)))?,
+            timeout: parse_duration(&cfg.timeout).unwrap_or(Duration::from_secs(3600)),
+            retry: cfg.retry(ALERT_EVALUATION)?,
+            missed: cfg.missed,
+            run_at_start: true,
+            after_data: Some(Duration::from_secs(5)),
             run,
         });
     }

@@ -9,8 +9,10 @@
 //! jobs (cron or interval, after new data, by hand) with retries
 //! ([`retry`]), timeouts, no overlap and a missed-run policy, and keeps
 //! their history in `job_runs`; [`maintenance`] compacts and vacuums every
-//! table. Alerts come here next.
+//! table; [`alerts`] evaluates alert rules, keeps their firing/resolved state
+//! and delivers notifications to channels.
 
+pub mod alerts;
 pub mod balances;
 pub mod config;
 pub mod error;
@@ -22,4 +24,12 @@ pub mod retry;
 pub mod scheduler;
 
 pub use config::{ForecastConfig, TrainConfig};
+
+/// Every view the ops crate defines (forecasts, runway, firing alerts), for
+/// the store's query sessions.
+pub fn views() -> &'static [finopsia_store::View] {
+    static VIEWS: std::sync::LazyLock<Vec<finopsia_store::View>> =
+        std::sync::LazyLock::new(|| [forecasts::VIEWS, alerts::VIEWS].concat());
+    &VIEWS
+}
 pub use error::{Error, Result};

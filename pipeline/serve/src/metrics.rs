@@ -239,6 +239,29 @@ pub fn render(m: &MetricsSnapshot) -> String {
     for (job, h) in &m.job_seconds {
         o.histogram("finopsia_job_duration_seconds", &[("job", job)], h);
     }
+    o.family(
+        "finopsia_alerts_firing",
+        "gauge",
+        "Alerts of a rule firing at its last evaluation.",
+    );
+    for (rule, n) in &m.alerts_firing {
+        o.sample("finopsia_alerts_firing", &[("rule", rule)], *n as f64);
+    }
+    o.family(
+        "finopsia_alert_notifications_total",
+        "counter",
+        "Alert notifications sent per channel, delivered (ok) or failed.",
+    );
+    for ((channel, ok), n) in &m.notifications {
+        o.sample(
+            "finopsia_alert_notifications_total",
+            &[
+                ("channel", channel),
+                ("outcome", if *ok { "ok" } else { "failed" }),
+            ],
+            *n as f64,
+        );
+    }
     let st = &m.store;
     o.family(
         "finopsia_store_table_version",
