@@ -252,6 +252,24 @@ mod tests {
         assert_eq!(cfg.sinks.len(), 2);
     }
 
+    #[test]
+    fn example_alerts_and_channels_parse_and_validate() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("finopsia.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# --- example: alerts").unwrap();
+        let end = start + text[start..].find("# --- end alerts").unwrap();
+        let block: String = text[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg: Config = toml::from_str(&block).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.alerts.rules.len(), 1);
+        assert_eq!(cfg.channels.len(), 2);
+    }
+
     /// The compose file configures the service through FINOPSIA__ variables
     /// only: they must make a valid configuration.
     #[test]

@@ -1,0 +1,294 @@
+//! Alerts in `finopsia run`, end to end: a `source_silent` rule fires at
+//! start and its notification reaches a local HTTP receiver (webhook, with
+//! the HMAC-SHA256 signature verified by `openssl`, an independent
+//! implementation) and a Slack-compatible receiver; the service is killed
+//! with SIGKILL and restarted without sending it again; data arrives and
+//! the resolution is delivered once. A channel whose receiver is down fails
+//! on every evaluation without holding up ingestion or the other channels,
+//! and its failures are counted in `/metrics` and `alert_deliveries`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::http::*;
+use common::service::*;
+use common::*;
+
+const HEADER: &str = "transaction_id,account_id,amount,currency,direction,description,transaction_date,posted_at,category,counterparty";
+const SECRET: &str = "s3cret-key";
+
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+/// A small HTTP/1.1 receiver on 127.0.0.1 that records every POST and
+/// answers 200.
+fn receiver() -> (String, Arc<Mutex<Vec<Request>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut out = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                    let mut headers = BTreeMap::new();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                        }
+                    }
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    g.lock().unwrap().push(Request {
+                        path,
+                        headers,
+                        body: String::from_utf8(body).unwrap(),
+                    });
+                    let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                }
+            });
+        }
+    });
+    (base, got)
+}
+
+fn at(got: &Arc<Mutex<Vec<Request>>>, path: &str) -> Vec<Request> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == path)
+        .cloned()
+        .collect()
+}
+
+/// `openssl dgst -sha256 -hmac SECRET` of `message`, in hex.
+fn openssl_hmac(message: &str) -> String {
+    let mut child = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", SECRET])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl (bash tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.rsplit(' ').next().unwrap().trim().to_string()
+}
+
+fn evaluations(data: &std::path::Path) -> usize {
+    let out = ok(&[
+        "job",
+        "history",
+        "--json",
+        "--limit",
+        "1000",
+        "alert_evaluation",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let runs: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    runs.iter().filter(|r| r["outcome"] == "ok").count()
+}
+
+#[test]
+fn firing_and_resolved_are_delivered_once_each_across_a_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let inbox = data.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let (base, got) = receiver();
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "[jobs.alert_evaluation]\nevery = \"1s\"\n\
+             [jobs.forecast_refresh]\nenabled = false\n\
+             [alerts]\nchannels = [\"hook\", \"chat\", \"down\"]\n\
+             [alerts.rules.inbox_quiet]\ntype = \"source_silent\"\nsource = \"inbox\"\nafter = \"1h\"\nseverity = \"critical\"\n\
+             [alerts.rules.inbox_quiet.labels]\nteam = \"finance\"\n\
+             [channels.hook]\ntype = \"webhook\"\nurl = \"{base}/hook\"\nsecret = \"{SECRET}\"\n\
+             [channels.chat]\ntype = \"slack\"\nurl = \"{base}/slack\"\n\
+             [channels.down]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{closed}/x\"\nsecret = \"x\"\nattempts = 1\ntimeout = \"1s\"\n"
+        ),
+    );
+    let env = [("RUST_LOG", "finopsia=info,finopsia_ops=info,warn")];
+
+    // 1. Nothing ever came from the inbox: the rule fires at start.
+    let service = Service::start(&data, &cfg, &env);
+    wait_for("the firing notification", Duration::from_secs(60), || {
+        at(&got, "/hook").len() == 1 && at(&got, "/slack").len() == 1
+    });
+    service.kill9();
+
+    // 2. Restarted: the alert is still firing, and not sent again.
+    let before = evaluations(&data);
+    let mut service = Service::start(&data, &cfg, &env);
+    service.wait_for_log("watching inbox");
+    wait_for(
+        "three evaluations after the restart",
+        Duration::from_secs(60),
+        || evaluations(&data) >= before + 3,
+    );
+    assert_eq!(at(&got, "/hook").len(), 1, "re-sent after the restart");
+    let firing = query(&data, "SELECT alert_id, kind, severity FROM alerts_firing");
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(text(&firing[0], "alert_id"), "inbox_quiet/inbox");
+
+    // 3. Data arrives (the failing channel holds nothing up): resolved.
+    drop_file(
+        &inbox,
+        "a.csv",
+        &format!("{HEADER}\na1,acc-1,12.50,NGN,outflow,Paper,2026-03-01,,Office,\n"),
+    );
+    wait_for("a.csv", Duration::from_secs(60), || {
+        data.join("processed/a.csv").exists()
+    });
+    wait_for("the resolved notification", Duration::from_secs(60), || {
+        at(&got, "/hook").len() == 2 && at(&got, "/slack").len() == 2
+    });
+    let after = evaluations(&data);
+    wait_for("two more evaluations", Duration::from_secs(60), || {
+        evaluations(&data) >= after + 2
+    });
+    let addr = service_addr(&data).unwrap();
+    let metrics = get(&addr, "/metrics", None).text();
+    service.stop();
+
+    // Exactly one firing and one resolved, each signed and with its own id.
+    let hook = at(&got, "/hook");
+    assert_eq!(hook.len(), 2);
+    let bodies: Vec<serde_json::Value> = hook
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies[0]["status"], "firing");
+    assert_eq!(bodies[1]["status"], "resolved");
+    assert_eq!(bodies[0]["alert_id"], "inbox_quiet/inbox");
+    assert_eq!(bodies[0]["severity"], "critical");
+    assert_eq!(bodies[0]["type"], "source_silent");
+    assert_eq!(bodies[0]["labels"]["team"], "finance");
+    assert!(bodies[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("No data from source inbox ever"));
+    assert_ne!(bodies[0]["event_id"], bodies[1]["event_id"]);
+    for (r, b) in hook.iter().zip(&bodies) {
+        assert_eq!(
+            r.headers["x-finopsia-event"],
+            b["event_id"].as_str().unwrap()
+        );
+        let ts = &r.headers["x-finopsia-timestamp"];
+        let expected = format!("sha256={}", openssl_hmac(&format!("{ts}.{}", r.body)));
+        assert_eq!(r.headers["x-finopsia-signature"], expected, "signature");
+    }
+    let slack = at(&got, "/slack");
+    let texts: Vec<String> = slack
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        texts[0].starts_with("*FIRING [CRITICAL]* inbox_quiet:"),
+        "{texts:?}"
+    );
+    assert!(texts[1].starts_with("*RESOLVED* inbox_quiet:"), "{texts:?}");
+    assert!(!slack[0].headers.contains_key("x-finopsia-signature"));
+
+    // The dead channel: failures recorded and counted, never delivered.
+    assert!(query(&data, "SELECT * FROM alerts_firing").is_empty());
+    let down = query(
+        &data,
+        "SELECT SUM(CASE WHEN ok THEN 1 ELSE 0 END) AS ok, COUNT(*) AS n FROM alert_deliveries WHERE channel = 'down'",
+    );
+    assert_eq!(int(&down[0], "ok"), 0);
+    assert!(int(&down[0], "n") >= 3, "{down:?}");
+    assert!(
+        metrics.contains("finopsia_alert_notifications_total{channel=\"down\",outcome=\"failed\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("finopsia_alert_notifications_total{channel=\"hook\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn alert_configuration_errors_name_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (toml, expect) in [
+        (
+            "[alerts.rules.x]\ntype = \"source_silent\"\n",
+            "alerts.rules.x: source_silent needs source",
+        ),
+        (
+            "[alerts.rules.x]\ntype = \"job_failed\"\nchannels = [\"nope\"]\n",
+            "no channel \"nope\"",
+        ),
+        (
+            "[channels.h]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n",
+            "channels.h: a webhook channel needs secret",
+        ),
+        (
+            "[alerts.rules.x]\ntype = \"balance_below\"\ncurrency = \"NGN\"\nthreshold = \"ten\"\n",
+            "alerts.rules.x.threshold",
+        ),
+    ] {
+        let cfg = write_config(tmp.path(), toml);
+        let out = finopsia(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "job",
+            "list",
+            "--data-dir",
+            tmp.path().join("d").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expect),
+            "{toml}: {err}"
+        );
+    }
+}
