@@ -267,7 +267,7 @@ mod tests {
         let cfg: Config = toml::from_str(&block).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.alerts.rules.len(), 1);
-        assert_eq!(cfg.channels.len(), 2);
+        assert_eq!(cfg.channels.len(), 3);
     }
 
     /// The compose file configures the service through FINOPSIA__ variables

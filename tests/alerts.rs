@@ -5,7 +5,9 @@
 //! with SIGKILL and restarted without sending it again; data arrives and
 //! the resolution is delivered once. A channel whose receiver is down fails
 //! on every evaluation without holding up ingestion or the other channels,
-//! and its failures are counted in `/metrics` and `alert_deliveries`.
+//! and its failures are counted in `/metrics` and `alert_deliveries`. An
+//! e-mail channel delivers to a real SMTP server (PyPI `aiosmtpd`, STARTTLS
+//! required) and the message is read back.
 
 mod common;
 
@@ -291,4 +293,118 @@ fn alert_configuration_errors_name_the_key() {
             "{toml}: {err}"
         );
     }
+}
+
+/// The aiosmtpd server of `tests/python/smtp_server.py`, killed on drop.
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        let python = std::env::var("FINOPSIA_TEST_PYTHON").unwrap_or_else(|_| {
+            panic!("FINOPSIA_TEST_PYTHON is not set: run the suite with `bash tests/run.sh`, which installs aiosmtpd into target/pyenv")
+        });
+        let dir = tempfile::tempdir().unwrap();
+        common::tls::throwaway_ca(dir.path());
+        std::fs::create_dir_all(dir.path().join("mail")).unwrap();
+        let port = common::nats::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_server.py");
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.path().join("server.pem"))
+            .arg(dir.path().join("server.key"))
+            .arg(dir.path().join("mail"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        Smtp { child, port, dir }
+    }
+
+    /// Received messages (raw text) with their session facts, in order.
+    fn messages(&self) -> Vec<(String, serde_json::Value)> {
+        let mail = self.dir.path().join("mail");
+        let mut names: Vec<String> = std::fs::read_dir(&mail)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|n| {
+                let base = n.trim_end_matches(".json");
+                (
+                    std::fs::read_to_string(mail.join(format!("{base}.eml"))).unwrap(),
+                    serde_json::from_str(&std::fs::read_to_string(mail.join(n)).unwrap()).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn email_goes_over_starttls_to_a_real_smtp_server() {
+    let smtp = Smtp::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "[alerts]\nchannels = [\"mail\"]\n\
+             [alerts.rules.quiet]\ntype = \"source_silent\"\nsource = \"bank\"\nseverity = \"critical\"\n\
+             [channels.mail]\ntype = \"email\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\n\
+             ca_file = \"{}\"\nfrom = \"FinOpsia <alerts@finopsia.test>\"\nto = [\"owner@example.test\", \"cfo@example.test\"]\n",
+            smtp.port,
+            smtp.dir.path().join("ca.pem").display()
+        ),
+    );
+    let run = || {
+        ok(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "job",
+            "run",
+            "alert_evaluation",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+    };
+    run();
+    let got = smtp.messages();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (eml, session) = &got[0];
+    assert_eq!(session["tls"], true, "STARTTLS was used");
+    assert_eq!(session["mail_from"], "alerts@finopsia.test");
+    assert_eq!(
+        session["rcpt_tos"],
+        serde_json::json!(["owner@example.test", "cfo@example.test"])
+    );
+    assert!(
+        eml.contains("Subject: [FinOpsia] FIRING [CRITICAL] quiet/bank"),
+        "{eml}"
+    );
+    assert!(eml.contains("No data from source bank ever"), "{eml}");
+    assert!(eml.contains("Severity: critical"), "{eml}");
+    // Still firing at the next evaluation: no second message.
+    run();
+    assert_eq!(smtp.messages().len(), 1);
+    let d = query(&data, "SELECT channel, ok FROM alert_deliveries");
+    assert_eq!(d.len(), 1, "{d:?}");
 }

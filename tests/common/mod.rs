@@ -8,6 +8,7 @@ pub mod http;
 pub mod influx;
 pub mod nats;
 pub mod service;
+pub mod tls;
 pub mod webhook;
 
 pub fn bin() -> PathBuf {

@@ -4,7 +4,8 @@
 //!   `X-FinOpsia-Signature: sha256=<hex>` is the HMAC-SHA256, keyed with
 //!   `secret`, of `<X-FinOpsia-Timestamp>.<body>`; `X-FinOpsia-Event` is
 //!   the event id a receiver drops when it sees it again;
-//! - `slack`: a Slack-compatible incoming webhook (`{"text": …}`).
+//! - `slack`: a Slack-compatible incoming webhook (`{"text": …}`);
+//! - `email`: a plain-text message over SMTP ([`email`]).
 //!
 //! Each send makes up to `attempts` tries, `timeout` each, with doubling
 //! waits, on transport errors, 408, 429 and 5xx; any other answer fails at
@@ -21,14 +22,17 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+pub mod email;
+
 /// One `[channels.NAME]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
-    /// `webhook` or `slack`.
+    /// `webhook`, `slack` or `email`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Where to POST (http or https).
+    /// `webhook`, `slack`: where to POST (http or https).
+    #[serde(default)]
     pub url: String,
     /// `webhook`: the HMAC-SHA256 key of the signature header (required).
     #[serde(default)]
@@ -42,6 +46,35 @@ pub struct ChannelConfig {
     /// Tries per notification, the first included.
     #[serde(default = "default_attempts")]
     pub attempts: u32,
+    /// `email`: the SMTP server.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `email`: its port (default 587; 465 with `tls = "implicit"`, 25
+    /// with `none`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `email`: `starttls_when_offered` (default), `starttls`, `implicit`
+    /// or `none`.
+    #[serde(default = "default_tls")]
+    pub tls: String,
+    /// `email`: a PEM root certificate to trust besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// `email`: SMTP credentials (both or neither).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `email`: the sender address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// `email`: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+fn default_tls() -> String {
+    "starttls_when_offered".into()
 }
 
 fn default_timeout() -> String {
@@ -55,30 +88,54 @@ fn default_attempts() -> u32 {
 impl ChannelConfig {
     pub fn validate(&self, name: &str) -> Result<()> {
         let section = format!("channels.{name}");
-        if !matches!(self.kind.as_str(), "webhook" | "slack") {
-            return Err(Error::Config(format!(
-                "{section}.type = {:?}: use webhook or slack",
-                self.kind
-            )));
-        }
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "{section}.url = {:?}: give an http:// or https:// URL",
-                self.url
-            )));
-        }
-        match (self.kind.as_str(), &self.secret) {
-            ("webhook", None) => {
+        let email_keys = self.host.is_some()
+            || self.port.is_some()
+            || self.ca_file.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.from.is_some()
+            || !self.to.is_empty()
+            || self.tls != default_tls();
+        match self.kind.as_str() {
+            "email" => {
+                if !self.url.is_empty() || self.secret.is_some() {
+                    return Err(Error::Config(format!(
+                        "{section}: url and secret do not apply to email (host, port, tls, from, to do)"
+                    )));
+                }
+                email::validate(&section, self)?;
+            }
+            "webhook" | "slack" => {
+                if email_keys {
+                    return Err(Error::Config(format!(
+                        "{section}: host, port, tls, ca_file, username, password, from and to apply to email only"
+                    )));
+                }
+                if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+                    return Err(Error::Config(format!(
+                        "{section}.url = {:?}: give an http:// or https:// URL",
+                        self.url
+                    )));
+                }
+                match (self.kind.as_str(), &self.secret) {
+                    ("webhook", None) => {
+                        return Err(Error::Config(format!(
+                        "{section}: a webhook channel needs secret (the HMAC key receivers verify)"
+                    )))
+                    }
+                    ("slack", Some(_)) => {
+                        return Err(Error::Config(format!(
+                            "{section}: secret does not apply to slack (the URL is the secret)"
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            other => {
                 return Err(Error::Config(format!(
-                    "{section}: a webhook channel needs secret (the HMAC key receivers verify)"
+                    "{section}.type = {other:?}: use webhook, slack or email"
                 )))
             }
-            ("slack", Some(_)) => {
-                return Err(Error::Config(format!(
-                    "{section}: secret does not apply to slack (the URL is the secret)"
-                )))
-            }
-            _ => {}
         }
         if self.attempts == 0 {
             return Err(Error::Config(format!(
@@ -110,12 +167,18 @@ pub fn build(
             .timeout(timeout)
             .build()
             .map_err(|e| Error::Config(format!("channels.{name}: {e}")))?;
+        let mailer = if c.kind == "email" {
+            Some(email::build(&format!("channels.{name}"), c, timeout)?)
+        } else {
+            None
+        };
         out.insert(
             name.clone(),
             Arc::new(HttpChannel {
                 name: name.clone(),
                 cfg: c.clone(),
                 client,
+                mailer,
             }),
         );
     }
@@ -157,14 +220,19 @@ fn slack_text(n: &Notification) -> String {
     format!("*{head}* {}: {}", n.rule, n.message)
 }
 
+/// A configured channel: HTTP (webhook, Slack) or e-mail.
 struct HttpChannel {
     name: String,
     cfg: ChannelConfig,
     client: reqwest::Client,
+    mailer: Option<email::Mailer>,
 }
 
 impl HttpChannel {
     async fn post_once(&self, n: &Notification) -> std::result::Result<(), (bool, String)> {
+        if let Some(m) = &self.mailer {
+            return m.send(n).await;
+        }
         let (body, mut headers) = match self.cfg.kind.as_str() {
             "slack" => (
                 serde_json::json!({ "text": slack_text(n) }).to_string(),
@@ -267,6 +335,14 @@ mod tests {
             secret: secret.map(str::to_string),
             timeout: "1s".into(),
             attempts: 1,
+            host: None,
+            port: None,
+            tls: default_tls(),
+            ca_file: None,
+            username: None,
+            password: None,
+            from: None,
+            to: Vec::new(),
         };
         assert!(c("webhook", None)
             .validate("a")
