@@ -353,6 +353,18 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Alert evaluation over N series: builds a store (N balance series
+    /// with forecasts, N spending categories, N recurring payments, N
+    /// sinks) and times each rule type and whole evaluations.
+    Alerts {
+        #[arg(long, default_value_t = 1000)]
+        series: usize,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The REST API under wrk (Debian) on loopback: a transactions page, a
     /// forecast read and an ingest of --ingest-records records per request,
     /// each at a fixed offered rate (latency percentiles) and closed-loop
@@ -1248,6 +1260,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+        }
+        Command::Bench {
+            what: BenchCommand::Alerts { series, dir, json },
+        } => {
+            let r = bench::alerts::alerts_bench(&dir, series).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} series ({} forecast points, {} transactions; set up in {:.1} s)",
+                    r.series, r.forecast_points, r.transactions, r.setup_seconds
+                );
+                for t in &r.rules {
+                    println!(
+                        "  rule {:<14} {:>8.3} s  {} firing",
+                        t.rule, t.seconds, t.firing
+                    );
+                }
+                println!(
+                    "first evaluation: {:.3} s ({} events); steady: {}",
+                    r.first_evaluation_seconds,
+                    r.first_new_events,
+                    r.steady_evaluation_seconds
+                        .iter()
+                        .map(|s| format!("{s:.3} s"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         Command::Bench {

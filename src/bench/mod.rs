@@ -1,6 +1,7 @@
 //! Benchmarks (`finopsia bench`): kept out of the library crates; each
 //! measures a library path against a baseline run in the same invocation.
 
+pub mod alerts;
 pub mod api;
 pub mod flight;
 pub mod forecast;

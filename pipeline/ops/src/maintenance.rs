@@ -1,5 +1,14 @@
-//! Store maintenance: compaction and vacuum of every table (the
+//! Store maintenance: retention, compaction and vacuum of every table (the
 //! `store_maintenance` job).
+//!
+//! Retention first deletes what is older than its `keep_*` setting: job
+//! history (`job_runs`), forecast runs (never a series' latest run; its
+//! points in `forecasts` and `cash_13w` go with it), alert history (never
+//! the newest event of an alert that still fires, so its state stays;
+//! deliveries) and, only when `keep_quarantine` is set, quarantined rows
+//! (a re-delivered old bad line is then quarantined again). Each delete is
+//! one commit on an append-only table; concurrent appends add newer rows
+//! that the age predicate does not match.
 //!
 //! Streaming commits small micro-batches, so tables collect many small
 //! files; reading them gets slower with every file. Compaction (Delta
@@ -31,7 +40,7 @@
 //! only deletes files that no retained version reads. A run interrupted by
 //! a crash is simply run again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,6 +67,21 @@ pub struct MaintenanceConfig {
     /// week of time travel.
     #[serde(deserialize_with = "text_or_number")]
     pub vacuum_retain: String,
+    /// Job runs older than this are deleted (`0`: kept forever).
+    #[serde(deserialize_with = "text_or_number")]
+    pub keep_job_runs: String,
+    /// Forecast runs older than this are deleted, except each series'
+    /// latest (`0`: kept forever).
+    #[serde(deserialize_with = "text_or_number")]
+    pub keep_forecast_runs: String,
+    /// Alert events and deliveries older than this are deleted, except the
+    /// newest event of a firing alert (`0`: kept forever).
+    #[serde(deserialize_with = "text_or_number")]
+    pub keep_alert_history: String,
+    /// Quarantined rows older than this are deleted (`0`, the default:
+    /// kept forever; they are the evidence of what was refused).
+    #[serde(deserialize_with = "text_or_number")]
+    pub keep_quarantine: String,
 }
 
 impl Default for MaintenanceConfig {
@@ -65,6 +89,10 @@ impl Default for MaintenanceConfig {
         MaintenanceConfig {
             target_file_mb: 32,
             vacuum_retain: "7d".into(),
+            keep_job_runs: "90d".into(),
+            keep_forecast_runs: "180d".into(),
+            keep_alert_history: "365d".into(),
+            keep_quarantine: "0".into(),
         }
     }
 }
@@ -76,7 +104,34 @@ impl MaintenanceConfig {
                 "maintenance.target_file_mb must be at least 1".into(),
             ));
         }
-        self.retain().map(|_| ())
+        self.retain()?;
+        for (key, v) in self.keeps() {
+            duration(&format!("maintenance.{key}"), v)?;
+        }
+        Ok(())
+    }
+
+    fn keeps(&self) -> [(&'static str, &String); 4] {
+        [
+            ("keep_job_runs", &self.keep_job_runs),
+            ("keep_forecast_runs", &self.keep_forecast_runs),
+            ("keep_alert_history", &self.keep_alert_history),
+            ("keep_quarantine", &self.keep_quarantine),
+        ]
+    }
+
+    /// The cut-off (µs since the epoch) of a `keep_*` setting, `None` for `0`.
+    fn cutoff(
+        &self,
+        key: &str,
+        v: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<i64>> {
+        let d = duration(&format!("maintenance.{key}"), v)?;
+        if d.is_zero() {
+            return Ok(None);
+        }
+        Ok(Some(now.timestamp_micros() - d.as_micros() as i64))
     }
 
     fn retain(&self) -> Result<Duration> {
@@ -108,6 +163,8 @@ pub trait WindowCompactor: Send + Sync {
 /// What one maintenance run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// Rows deleted by retention per table.
+    pub deleted: BTreeMap<String, usize>,
     pub compacted: Vec<Compaction>,
     /// Data files deleted by vacuum, over all tables.
     pub vacuumed_files: usize,
@@ -128,8 +185,19 @@ impl Report {
             .iter()
             .map(|c| format!("{} {}→{}", c.table, c.files_before, c.files_after))
             .collect();
+        let deleted: Vec<String> = self
+            .deleted
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        let retention = if deleted.is_empty() {
+            String::new()
+        } else {
+            format!("retention deleted rows: {}; ", deleted.join(", "))
+        };
         format!(
-            "{} tables checked, {} compacted ({} → {} files{}{}), {} files vacuumed in {:.1} s",
+            "{retention}{} tables checked, {} compacted ({} → {} files{}{}), {} files vacuumed in {:.1} s",
             self.compacted.len(),
             changed.len(),
             before,
@@ -158,6 +226,7 @@ pub async fn run(
         skip.extend(writer.window_tables());
     }
     let mut store = Store::open(data_dir)?;
+    report.deleted = retention(&mut store, cfg, chrono::Utc::now()).await?;
     let names = store.table_names()?;
     for name in &names {
         if skip.contains(name) {
@@ -197,4 +266,154 @@ pub async fn run(
     report.compacted.sort_by(|a, b| a.table.cmp(&b.table));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| quote(s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Texts of the first column of `sql`'s answer.
+async fn column(store: &mut Store, sql: &str) -> Result<Vec<String>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for b in store.query_readonly(sql).await? {
+        let c = datafusion::arrow::compute::cast(
+            b.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let c = c.as_string::<i32>();
+        for i in 0..c.len() {
+            if !c.is_null(i) {
+                out.push(c.value(i).to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes what is older than the `keep_*` settings (see the module doc).
+pub async fn retention(
+    store: &mut Store,
+    cfg: &MaintenanceConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<BTreeMap<String, usize>> {
+    let mut deleted = BTreeMap::new();
+    let mut note = |t: &str, n: Option<usize>| {
+        *deleted.entry(t.to_string()).or_insert(0) += n.unwrap_or(0);
+    };
+    let ts = |us: i64| format!("CAST({us} AS BIGINT)");
+    if let Some(c) = cfg.cutoff("keep_job_runs", &cfg.keep_job_runs, now)? {
+        if store.exists("job_runs") {
+            let n = store
+                .delete(
+                    "job_runs",
+                    &format!("CAST(recorded_at AS BIGINT) < {}", ts(c)),
+                )
+                .await?;
+            note("job_runs", n);
+        }
+    }
+    if let Some(c) = cfg.cutoff("keep_quarantine", &cfg.keep_quarantine, now)? {
+        if store.exists("quarantine") {
+            let n = store
+                .delete(
+                    "quarantine",
+                    &format!("CAST(quarantined_at AS BIGINT) < {}", ts(c)),
+                )
+                .await?;
+            note("quarantine", n);
+        }
+    }
+    if let Some(c) = cfg.cutoff("keep_alert_history", &cfg.keep_alert_history, now)? {
+        if store.exists(crate::alerts::DELIVERIES) {
+            let n = store
+                .delete(
+                    crate::alerts::DELIVERIES,
+                    &format!("CAST(at AS BIGINT) < {}", ts(c)),
+                )
+                .await?;
+            note(crate::alerts::DELIVERIES, n);
+        }
+        if store.exists(crate::alerts::EVENTS) {
+            // Keep the newest event of every alert that still fires.
+            let keep = column(
+                store,
+                &format!(
+                    "SELECT event_id FROM (SELECT event_id, kind, ROW_NUMBER() OVER \
+                     (PARTITION BY alert_id ORDER BY at DESC, event_id DESC) AS rn FROM {}) \
+                     WHERE rn = 1 AND kind <> 'resolved'",
+                    crate::alerts::EVENTS
+                ),
+            )
+            .await?;
+            let mut pred = format!("CAST(at AS BIGINT) < {}", ts(c));
+            if !keep.is_empty() {
+                pred.push_str(&format!(" AND event_id NOT IN ({})", list(&keep)));
+            }
+            let n = store.delete(crate::alerts::EVENTS, &pred).await?;
+            note(crate::alerts::EVENTS, n);
+        }
+    }
+    if let Some(c) = cfg.cutoff("keep_forecast_runs", &cfg.keep_forecast_runs, now)? {
+        if store.exists("forecast_runs") {
+            // Per series, runs older than the cut-off and older than its
+            // latest run; grouped by that latest run for one predicate.
+            let rows = column(
+                store,
+                &format!(
+                    "SELECT CONCAT(CAST(r.series_id AS VARCHAR), '\t', CAST(l.latest AS VARCHAR)) \
+                     FROM (SELECT DISTINCT series_id FROM forecast_runs \
+                           WHERE CAST(run_at AS BIGINT) < {c}) r \
+                     JOIN (SELECT series_id, MAX(run_id) AS latest FROM forecast_runs GROUP BY series_id) l \
+                     ON r.series_id = l.series_id"
+                ),
+            )
+            .await?;
+            let mut by_latest: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for r in rows {
+                if let Some((series, latest)) = r.split_once('\t') {
+                    by_latest
+                        .entry(latest.to_string())
+                        .or_default()
+                        .push(series.to_string());
+                }
+            }
+            if !by_latest.is_empty() {
+                let old_runs = column(
+                    store,
+                    &format!(
+                        "SELECT DISTINCT run_id FROM forecast_runs WHERE CAST(run_at AS BIGINT) < {c}"
+                    ),
+                )
+                .await?;
+                let groups: Vec<String> = by_latest
+                    .iter()
+                    .map(|(latest, series)| {
+                        format!("(series_id IN ({}) AND run_id < {latest})", list(series))
+                    })
+                    .collect();
+                let pred = format!(
+                    "run_id IN ({}) AND ({})",
+                    old_runs.join(", "),
+                    groups.join(" OR ")
+                );
+                // Points first: a run is visible through its forecast_runs rows.
+                for t in ["forecasts", crate::forecasts::CASH_13W, "forecast_runs"] {
+                    if store.exists(t) {
+                        let n = store.delete(t, &pred).await?;
+                        note(t, n);
+                    }
+                }
+            }
+        }
+    }
+    Ok(deleted)
 }

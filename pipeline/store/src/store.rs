@@ -290,6 +290,20 @@ impl Store {
         })
     }
 
+    /// Deletes the rows matching `predicate` (SQL) in one commit; returns
+    /// how many (when known). Files holding such rows are rewritten without
+    /// them. Concurrent blind appends do not conflict with it unless their
+    /// new files could match the predicate (Delta checks their statistics).
+    pub async fn delete(&mut self, name: &str, predicate: &str) -> Result<Option<usize>> {
+        if !self.exists(name) {
+            return Ok(Some(0));
+        }
+        let table = self.take(name).await?;
+        let (table, metrics) = table.delete().with_predicate(predicate.to_string()).await?;
+        self.cache.insert(name.to_string(), table);
+        Ok(metrics.num_deleted_rows)
+    }
+
     /// Deletes data files that no version newer than `retain` ago reads
     /// (Delta `VACUUM`, lite mode: files the log removed). Readers of a
     /// snapshot older than `retain` would lose their files, so keep it
