@@ -22,6 +22,7 @@ fn specs(config: &Config, data_dir: &Path) -> anyhow::Result<Vec<scheduler::JobS
         channels: finopsia_connectors::notify::build(&config.channels)?,
         sink_backlog: Some(sink_backlog(data_dir)),
         metrics: None,
+        train: &config.train,
     })?)
 }
 

@@ -228,6 +228,7 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         channels: finopsia_connectors::notify::build(&config.channels)?,
         sink_backlog: Some(crate::jobs::sink_backlog(&config.data_dir)),
         metrics: Some(metrics.clone()),
+        train: &config.train,
     })?;
     let (scheduler, mut job_tasks) = finopsia_ops::scheduler::start(
         job_specs,

@@ -114,18 +114,10 @@ fn openssl_hmac(message: &str) -> String {
 }
 
 fn evaluations(data: &std::path::Path) -> usize {
-    let out = ok(&[
-        "job",
-        "history",
-        "--json",
-        "--limit",
-        "1000",
-        "alert_evaluation",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    let runs: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
-    runs.iter().filter(|r| r["outcome"] == "ok").count()
+    job_history(data, Some("alert_evaluation"))
+        .iter()
+        .filter(|r| r["outcome"] == "ok")
+        .count()
 }
 
 #[test]
@@ -375,17 +367,7 @@ fn email_goes_over_starttls_to_a_real_smtp_server() {
             smtp.dir.path().join("ca.pem").display()
         ),
     );
-    let run = || {
-        ok(&[
-            "--config",
-            cfg.to_str().unwrap(),
-            "job",
-            "run",
-            "alert_evaluation",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ])
-    };
+    let run = || job_run(&cfg, &data, "alert_evaluation");
     run();
     let got = smtp.messages();
     assert_eq!(got.len(), 1, "{got:?}");

@@ -14,16 +14,7 @@ use common::service::*;
 use common::*;
 
 fn history(data: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = ok(&[
-        "job",
-        "history",
-        "--json",
-        "--limit",
-        "100",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    let mut runs: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    let mut runs = job_history(data, None);
     runs.reverse(); // oldest first
     runs
 }

@@ -77,15 +77,7 @@ fn parquet_on_disk(data: &Path, table: &str) -> usize {
 }
 
 fn history(data: &Path) -> Vec<serde_json::Value> {
-    let out = ok(&[
-        "job",
-        "history",
-        "--json",
-        "store_maintenance",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    serde_json::from_str(out.trim()).unwrap()
+    job_history(data, Some("store_maintenance"))
 }
 
 #[test]
@@ -146,25 +138,7 @@ fn compaction_keeps_every_table_with_fewer_files_and_vacuum_deletes_the_rest() {
     let disk_before = parquet_on_disk(&data, "transactions");
 
     let cfg = write_config(tmp.path(), "[maintenance]\nvacuum_retain = \"0\"\n");
-    let out = finopsia_command()
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "job",
-            "run",
-            "store_maintenance",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    job_run(&cfg, &data, "store_maintenance");
 
     let after = tables(&data);
     for (t, (_, files)) in &before {
@@ -201,15 +175,7 @@ fn compaction_keeps_every_table_with_fewer_files_and_vacuum_deletes_the_rest() {
     );
 
     // A second run finds nothing to do, and says so.
-    ok(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "job",
-        "run",
-        "store_maintenance",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    job_run(&cfg, &data, "store_maintenance");
     // A second run has only the job's own history to compact.
     let runs = history(&data);
     let detail = runs[0]["detail"].as_str().unwrap();
@@ -260,17 +226,7 @@ fn compaction_beside_a_running_service_loses_nothing() {
     let job = {
         let data = data.clone();
         let cfg = cfg.clone();
-        std::thread::spawn(move || {
-            ok(&[
-                "--config",
-                cfg.to_str().unwrap(),
-                "job",
-                "run",
-                "store_maintenance",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ])
-        })
+        std::thread::spawn(move || job_run(&cfg, &data, "store_maintenance"))
     };
     for (n, part) in parts.iter().enumerate().skip(6) {
         drop_file(&inbox, &format!("p{n:02}.csv"), part);

@@ -274,3 +274,66 @@ fn training_on_too_little_data_fails_clearly_and_registers_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot run /nonexistent/python3"), "{err}");
 }
+
+/// The `categorizer_retrain` job: nothing to do without enough new
+/// corrections; with them, a model is trained (Python catboost) and
+/// registered; the corrections it learned from no longer count.
+#[test]
+fn retrain_job_trains_only_after_enough_new_corrections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let csv = tmp.path().join("a.csv");
+    std::fs::write(&csv, unlabelled("r")).unwrap();
+    import(&data, &["--source", "inbox", csv.to_str().unwrap()]);
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipeline/core/data/finopsia-seed-transactions.csv"
+    );
+    import(
+        &data,
+        &["--preset", "finopsia-seed", "--source", "seed", sample],
+    );
+    let cfg = common::service::write_config(
+        tmp.path(),
+        &format!(
+            "[train]\npython = \"{}\"\niterations = 20\nretrain_after_corrections = 2\n",
+            python()
+        ),
+    );
+    let run = || {
+        job_run(&cfg, &data, "categorizer_retrain");
+        let runs = job_history(&data, Some("categorizer_retrain"));
+        assert_eq!(runs[0]["outcome"], "ok", "{runs:?}");
+        runs[0]["detail"].as_str().unwrap().to_string()
+    };
+    let current = || std::fs::read_to_string(data.join("models/CURRENT")).ok();
+    let correct = |id: &str, category: &str| {
+        ok(&[
+            "correct",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--source",
+            "inbox",
+            "--transaction-id",
+            id,
+            "--category",
+            category,
+        ]);
+    };
+    correct("r1", "Rent");
+    let detail = run();
+    assert!(
+        detail.contains("1 new corrections since the model in use, fewer than 2"),
+        "{detail}"
+    );
+    assert_eq!(current(), None, "nothing registered");
+    correct("r3", "Travel");
+    let detail = run();
+    assert!(detail.contains("2 new corrections: model cb-"), "{detail}");
+    let version = current().expect("a model is registered");
+    assert!(detail.contains(version.trim()), "{detail} / {version}");
+    // Those corrections are older than the new model now.
+    let detail = run();
+    assert!(detail.contains("0 new corrections"), "{detail}");
+    assert_eq!(current(), Some(version));
+}

@@ -152,3 +152,24 @@ pub fn count(data: &Path, sql: &str) -> i64 {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     v[0]["n"].as_i64().unwrap_or(0)
 }
+
+/// `finopsia job history --json [JOB]`: up to 1,000 runs, newest first.
+pub fn job_history(data: &Path, job: Option<&str>) -> Vec<serde_json::Value> {
+    let mut args = vec!["job", "history", "--json", "--limit", "1000"];
+    args.extend(job);
+    args.extend(["--data-dir", data.to_str().unwrap()]);
+    serde_json::from_str(ok(&args).trim()).expect("job history prints JSON")
+}
+
+/// `finopsia --config CONFIG job run JOB` on `data`; it must succeed.
+pub fn job_run(config: &Path, data: &Path, job: &str) -> String {
+    ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "job",
+        "run",
+        job,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}

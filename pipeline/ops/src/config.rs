@@ -17,6 +17,10 @@ pub struct TrainConfig {
     pub python: String,
     /// Boosting iterations (trees).
     pub iterations: u32,
+    /// The `categorizer_retrain` job trains and registers a new model when
+    /// at least this many corrections were made since the model in use was
+    /// trained (`0`, the default: the job is off; it needs `python`).
+    pub retrain_after_corrections: u32,
 }
 
 impl Default for TrainConfig {
@@ -24,6 +28,7 @@ impl Default for TrainConfig {
         TrainConfig {
             python: "python3".into(),
             iterations: 300,
+            retrain_after_corrections: 0,
         }
     }
 }

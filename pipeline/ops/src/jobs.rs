@@ -9,6 +9,10 @@
 //! - `alert_evaluation`: evaluates the alert rules and delivers their
 //!   notifications ([`crate::alerts`]). Every minute, at start and 5 s
 //!   after new data; only when rules are configured.
+//! - `categorizer_retrain`: trains and registers a new categorization
+//!   model when `train.retrain_after_corrections` corrections were made
+//!   since the model in use was trained ([`crate::models::retrain_if_due`]).
+//!   Daily at 02:30 in the job's time zone; off while that setting is 0.
 //! - `store_maintenance`: compacts and vacuums every table
 //!   ([`crate::maintenance`]). By default daily at 03:30 in the job's time
 //!   zone.
@@ -23,7 +27,7 @@ use finopsia_core::timefmt::parse_duration;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::AlertsConfig;
-use crate::config::ForecastConfig;
+use crate::config::{ForecastConfig, TrainConfig};
 use crate::error::{Error, Result};
 use crate::maintenance::{MaintenanceConfig, WindowCompactor};
 use crate::retry::{Failure, RetryPolicy};
@@ -42,8 +46,18 @@ pub const STORE_MAINTENANCE_CRON: &str = "30 3 * * *";
 /// The alert evaluation job's name.
 pub const ALERT_EVALUATION: &str = "alert_evaluation";
 
+/// The categorizer retraining job's name.
+pub const CATEGORIZER_RETRAIN: &str = "categorizer_retrain";
+/// Its default schedule.
+pub const CATEGORIZER_RETRAIN_CRON: &str = "30 2 * * *";
+
 /// Every built-in job.
-pub const BUILTIN: &[&str] = &[FORECAST_REFRESH, STORE_MAINTENANCE, ALERT_EVALUATION];
+pub const BUILTIN: &[&str] = &[
+    FORECAST_REFRESH,
+    STORE_MAINTENANCE,
+    ALERT_EVALUATION,
+    CATEGORIZER_RETRAIN,
+];
 
 /// Outbox entries waiting per sink, for the `sink_backlog` rule.
 pub type SinkBacklog = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
@@ -131,6 +145,15 @@ impl JobConfig {
     }
 }
 
+/// A job's default cron schedule in its configured time zone (errors name
+/// the job's `timezone` key).
+fn default_cron(job: &str, cron: &str, tz: &str) -> Result<Schedule> {
+    Schedule::cron(cron, tz).map_err(|e| match e {
+        Error::Config(m) => Error::Config(format!("jobs.{job}.{m}")),
+        other => other,
+    })
+}
+
 /// Bad input or configuration fails the same way again; the rest (a
 /// store conflict, a file system hiccup) is worth a retry.
 fn classify(e: Error) -> Failure<String> {
@@ -171,6 +194,7 @@ pub struct Builtin<'a> {
     pub channels: BTreeMap<String, Arc<dyn Channel>>,
     pub sink_backlog: Option<SinkBacklog>,
     pub metrics: Option<Arc<Metrics>>,
+    pub train: &'a TrainConfig,
 }
 
 /// The built-in jobs as configured (disabled ones left out).
@@ -185,6 +209,7 @@ pub fn builtin(b: Builtin<'_>) -> Result<Vec<JobSpec>> {
         channels,
         sink_backlog,
         metrics,
+        train,
     } = b;
     validate(jobs)?;
     maintenance.validate()?;
@@ -232,11 +257,7 @@ pub fn builtin(b: Builtin<'_>) -> Result<Vec<JobSpec>> {
     }
     let cfg = jobs.get(STORE_MAINTENANCE).cloned().unwrap_or_default();
     if cfg.enabled {
-        let default =
-            Schedule::cron(STORE_MAINTENANCE_CRON, &cfg.timezone).map_err(|e| match e {
-                Error::Config(m) => Error::Config(format!("jobs.{STORE_MAINTENANCE}.{m}")),
-                other => other,
-            })?;
+        let default = default_cron(STORE_MAINTENANCE, STORE_MAINTENANCE_CRON, &cfg.timezone)?;
         let run: JobFn = {
             let data_dir: PathBuf = data_dir.to_path_buf();
             let maintenance = maintenance.clone();
@@ -257,6 +278,65 @@ pub fn builtin(b: Builtin<'_>) -> Result<Vec<JobSpec>> {
             schedule: cfg.schedule(STORE_MAINTENANCE, default)?,
             timeout: parse_duration(&cfg.timeout).unwrap_or(Duration::from_secs(3600)),
             retry: cfg.retry(STORE_MAINTENANCE)?,
+            missed: cfg.missed,
+            run_at_start: false,
+            after_data: None,
+            run,
+        });
+    }
+    let cfg = jobs.get(CATEGORIZER_RETRAIN).cloned().unwrap_or_default();
+    if cfg.enabled && train.retrain_after_corrections > 0 {
+        let default = default_cron(CATEGORIZER_RETRAIN, CATEGORIZER_RETRAIN_CRON, &cfg.timezone)?;
+        let run: JobFn = {
+            let data_dir: PathBuf = data_dir.to_path_buf();
+            let train = train.clone();
+            Arc::new(move |_ctx| {
+                let data_dir = data_dir.clone();
+                let train = train.clone();
+                Box::pin(async move {
+                    let opts = crate::models::TrainOptions {
+                        python: train.python.clone(),
+                        script: None,
+                        iterations: train.iterations,
+                        register: true,
+                        extra_args: Vec::new(),
+                    };
+                    // Training runs a Python process: keep it off the
+                    // runtime's worker threads.
+                    let handle = tokio::runtime::Handle::current();
+                    let r = tokio::task::spawn_blocking(move || {
+                        handle.block_on(crate::models::retrain_if_due(
+                            &data_dir,
+                            &opts,
+                            train.retrain_after_corrections,
+                        ))
+                    })
+                    .await
+                    .map_err(|e| Failure::Transient(e.to_string()))?
+                    .map_err(classify)?;
+                    Ok(match r.trained {
+                        Some(t) => format!(
+                            "{} new corrections: model {} trained on {} rows and registered (holdout accuracy {})",
+                            r.new_corrections,
+                            t.version,
+                            t.rows,
+                            t.holdout_accuracy
+                                .map(|a| format!("{:.1}%", a * 100.0))
+                                .unwrap_or_else(|| "-".into())
+                        ),
+                        None => format!(
+                            "{} new corrections since the model in use, fewer than {}: not retrained",
+                            r.new_corrections, train.retrain_after_corrections
+                        ),
+                    })
+                })
+            })
+        };
+        out.push(JobSpec {
+            name: CATEGORIZER_RETRAIN.into(),
+            schedule: cfg.schedule(CATEGORIZER_RETRAIN, default)?,
+            timeout: parse_duration(&cfg.timeout).unwrap_or(Duration::from_secs(3600)),
+            retry: cfg.retry(CATEGORIZER_RETRAIN)?,
             missed: cfg.missed,
             run_at_start: false,
             after_data: None,

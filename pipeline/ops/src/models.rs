@@ -448,3 +448,65 @@ pub async fn train(data_dir: &Path, opts: &TrainOptions) -> Result<TrainReport> 
         elapsed_ms: started.elapsed().as_millis(),
     })
 }
+
+/// What the `categorizer_retrain` job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrainReport {
+    /// Corrections made since the model in use was trained.
+    pub new_corrections: u64,
+    pub trained: Option<TrainReport>,
+}
+
+/// Trains and registers a new model when at least `min_corrections`
+/// corrections were made since the model in use was trained (its metadata's
+/// `created_at`); a running service switches to it at its next batch.
+pub async fn retrain_if_due(
+    data_dir: &Path,
+    opts: &TrainOptions,
+    min_corrections: u32,
+) -> Result<RetrainReport> {
+    let registry = finopsia_udfs::registry::Registry::for_data_dir(data_dir);
+    let current = registry
+        .load_current()
+        .map_err(|e| Error::Model(e.to_string()))?;
+    let since_us = current
+        .metadata
+        .get("created_at")
+        .and_then(|v| v.as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_micros())
+        .unwrap_or(0);
+    let mut store = finopsia_store::Store::open(data_dir)?;
+    let new_corrections = if store.exists("corrections") {
+        let b = store
+            .query_readonly(&format!(
+                "SELECT COUNT(*) AS n FROM corrections WHERE CAST(corrected_at AS BIGINT) > {since_us}"
+            ))
+            .await?;
+        let c = datafusion::arrow::compute::cast(
+            b.first()
+                .map(|b| b.column(0).clone())
+                .ok_or_else(|| Error::Model("counting corrections returned nothing".into()))?
+                .as_ref(),
+            &datafusion::arrow::datatypes::DataType::Int64,
+        )?;
+        use datafusion::arrow::array::AsArray;
+        c.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0)
+            .max(0) as u64
+    } else {
+        0
+    };
+    if new_corrections < u64::from(min_corrections.max(1)) {
+        return Ok(RetrainReport {
+            new_corrections,
+            trained: None,
+        });
+    }
+    tracing::info!(new_corrections, model = %current.version, "retraining the categorization model");
+    let trained = train(data_dir, opts).await?;
+    Ok(RetrainReport {
+        new_corrections,
+        trained: Some(trained),
+    })
+}
