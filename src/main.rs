@@ -353,6 +353,34 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The cost of metrics and tracing on the streaming path: generated CSV
+    /// files through the inbox source and the runtime, with neither, with
+    /// metrics, with JSON tracing at debug, with both (each pass in its own
+    /// process, alternating, --reps times).
+    Observe {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Files the rows are split into (one micro-batch each at least).
+        #[arg(long, default_value_t = 50)]
+        files: usize,
+        #[arg(long, default_value_t = 2)]
+        reps: usize,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One pass of `bench observe` (run by it in a child process).
+    #[command(hide = true)]
+    ObservePass {
+        #[arg(long)]
+        files: PathBuf,
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long)]
+        metrics: bool,
+    },
     /// Alert evaluation over N series: builds a store (N balance series
     /// with forecasts, N spending categories, N recurring payments, N
     /// sinks) and times each rule type and whole evaluations.
@@ -1262,6 +1290,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
         }
+        Command::Bench {
+            what:
+                BenchCommand::Observe {
+                    rows,
+                    files,
+                    reps,
+                    dir,
+                    json,
+                },
+        } => {
+            let r = bench::observe::observe_bench(&dir, rows, files, reps)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for ((c, best), (_, ratio)) in r.best.iter().zip(&r.ratio_to_baseline) {
+                    println!("{c:<8} best {best:>10.0} rows/s  {ratio:.3} of the baseline");
+                }
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::ObservePass {
+                    files,
+                    work,
+                    metrics,
+                },
+        } => bench::observe::observe_pass(&files, &work, metrics).await?,
         Command::Bench {
             what: BenchCommand::Alerts { series, dir, json },
         } => {

@@ -8,6 +8,7 @@ pub mod forecast;
 pub mod import;
 pub mod influx;
 pub mod nats;
+pub mod observe;
 
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 
