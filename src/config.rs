@@ -89,6 +89,9 @@ pub struct LogConfig {
     pub format: String,
     /// tracing filter, e.g. `info` or `finopsia=debug` (RUST_LOG wins).
     pub level: String,
+    /// Also log each span's end (a micro-batch, its stages, a job run, an
+    /// HTTP request, an alert rule) with its busy and idle time.
+    pub span_timings: bool,
 }
 
 impl Default for LogConfig {
@@ -96,6 +99,7 @@ impl Default for LogConfig {
         LogConfig {
             format: "text".into(),
             level: "info".into(),
+            span_timings: false,
         }
     }
 }

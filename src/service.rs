@@ -29,6 +29,7 @@ use finopsia_engine::sql::Queries;
 use finopsia_engine::Engine;
 use finopsia_store::lock::WriterLock;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::Config;
 
@@ -179,18 +180,23 @@ pub async fn run(config: Config, sample: bool, shutdown: impl Future<Output = ()
         });
         for sink in sinks {
             tracing::info!(sink = sink.name(), "sink started");
-            sink_tasks.push(tokio::spawn(outbox.clone().deliver_to(
-                sink.clone(),
-                sinks_stopped.clone(),
-                Duration::from_secs(30),
-                Some(store.clone()),
-            )));
-            sync_tasks.push(tokio::spawn(sync_loop(
-                sink,
-                store.clone(),
-                metrics.clone(),
-                sinks_stopped.clone(),
-            )));
+            // Everything a sink's tasks log is in its `sink` span.
+            let span = tracing::info_span!("sink", sink = sink.name());
+            sink_tasks.push(tokio::spawn(
+                outbox
+                    .clone()
+                    .deliver_to(
+                        sink.clone(),
+                        sinks_stopped.clone(),
+                        Duration::from_secs(30),
+                        Some(store.clone()),
+                    )
+                    .instrument(span.clone()),
+            ));
+            sync_tasks.push(tokio::spawn(
+                sync_loop(sink, store.clone(), metrics.clone(), sinks_stopped.clone())
+                    .instrument(span),
+            ));
         }
     }
     if sample {

@@ -11,76 +11,28 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http::*;
 use common::service::*;
+use common::webhook::Request;
 use common::*;
 
 const HEADER: &str = "transaction_id,account_id,amount,currency,direction,description,transaction_date,posted_at,category,counterparty";
 const SECRET: &str = "s3cret-key";
 
-#[derive(Debug, Clone)]
-struct Request {
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-/// A small HTTP/1.1 receiver on 127.0.0.1 that records every POST and
-/// answers 200.
+/// A receiver on 127.0.0.1 that records every POST and answers 200.
 fn receiver() -> (String, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let got: Arc<Mutex<Vec<Request>>> = Arc::default();
     let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut out = conn;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                    let mut headers = BTreeMap::new();
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                        }
-                    }
-                    let len: usize = headers
-                        .get("content-length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0; len];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    g.lock().unwrap().push(Request {
-                        path,
-                        headers,
-                        body: String::from_utf8(body).unwrap(),
-                    });
-                    let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-                }
-            });
-        }
+    common::webhook::serve(listener, move |r| {
+        g.lock().unwrap().push(r.clone());
+        (200, "ok".into())
     });
     (base, got)
 }
@@ -150,6 +102,21 @@ fn firing_and_resolved_are_delivered_once_each_across_a_sigkill() {
     let service = Service::start(&data, &cfg, &env);
     wait_for("the firing notification", Duration::from_secs(60), || {
         at(&got, "/hook").len() == 1 && at(&got, "/slack").len() == 1
+    });
+    // Killed once both deliveries are recorded (a kill between a send and
+    // its record sends it again, with the same event_id: at least once).
+    wait_for("the deliveries recorded", Duration::from_secs(60), || {
+        let out = finopsia(&[
+            "query",
+            "--format",
+            "json",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "SELECT COUNT(*) AS n FROM alert_deliveries WHERE ok AND channel IN ('hook', 'chat')",
+        ]);
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()[0]["n"]
+                == 2
     });
     service.kill9();
 

@@ -546,26 +546,7 @@ fn rest_api_on_the_sample() {
         "{}",
         r.text()
     );
-    // promtool (Debian prometheus, installed by tests/run.sh) lints it.
-    let promtool = std::env::var("FINOPSIA_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut child = std::process::Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("{promtool}: {e} (bash tests/run.sh installs Debian's prometheus, which has promtool)")
-        });
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), r.text().as_bytes()).unwrap();
-    let lint = child.wait_with_output().unwrap();
-    assert!(
-        lint.status.success(),
-        "promtool check metrics:\n{}{}\n{}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr),
-        r.text()
-    );
+    promtool_check(&r.text());
     let r = get(&addr, "/api/v1/models", Some(&t.read));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["versions"][0]["active"], true);

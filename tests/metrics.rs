@@ -1,6 +1,9 @@
 //! `/metrics` of `finopsia run` has every family the operations work asks
 //! for, with values that agree with the store, and passes
 //! `promtool check metrics` (Debian prometheus, installed by tests/run.sh).
+//! The same service logs JSON at debug: every line is one JSON object, and
+//! the pipeline's events carry their spans (source, batch and its stages,
+//! job, http) with structured fields.
 
 mod common;
 
@@ -18,35 +21,20 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn promtool_check(text: &str) {
-    let promtool = std::env::var("FINOPSIA_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut child = std::process::Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("{promtool}: {e} (bash tests/run.sh installs Debian's prometheus, which has promtool)")
-        });
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let lint = child.wait_with_output().unwrap();
-    assert!(
-        lint.status.success(),
-        "promtool check metrics:\n{}{}\n{text}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr),
-    );
-}
-
 #[test]
 fn metrics_have_every_family_and_agree_with_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let inbox = data.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let cfg = write_config(tmp.path(), "");
-    let env = [("RUST_LOG", "finopsia=info,finopsia_ops=info,warn")];
+    let cfg = write_config(
+        tmp.path(),
+        "[log]\nformat = \"json\"\nspan_timings = true\n",
+    );
+    let env = [(
+        "RUST_LOG",
+        "finopsia=info,finopsia_ops=info,finopsia_connectors=info,finopsia_engine=debug,finopsia_serve=debug,warn",
+    )];
     let mut service = Service::start_with_args(&data, &cfg, &env, &["--sample"]);
     // The forecast refresh runs at start.
     service.wait_for_log("job finished");
@@ -106,6 +94,7 @@ fn metrics_have_every_family_and_agree_with_the_store() {
                         ) == t[n]["files"].as_f64()
                 })
     });
+    let log = service.log_path();
     service.stop();
 
     for family in [
@@ -181,4 +170,77 @@ fn metrics_have_every_family_and_agree_with_the_store() {
     assert!(value(&text, "finopsia_model_age_seconds").unwrap() > 0.0);
 
     promtool_check(&text);
+    spans_in_the_log(&std::fs::read_to_string(log).unwrap());
+}
+
+/// The JSON log's events and their spans, as tracing-subscriber writes
+/// them: `fields` (the event's), `span` (the innermost) and `spans` (the
+/// path from the root).
+fn spans_in_the_log(log: &str) {
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .collect();
+    let find = |message: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["fields"]["message"] == message && pred(e))
+            .unwrap_or_else(|| panic!("no {message:?} event as expected in:\n{log}"))
+            .clone()
+    };
+    let names = |e: &serde_json::Value| -> Vec<String> {
+        e["spans"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s["name"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The inbox file, in its source's span, with its counts.
+    let e = find("file ingested", &|e| {
+        e["fields"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("m.csv"))
+    });
+    assert_eq!(e["span"]["name"], "source", "{e}");
+    assert_eq!(e["span"]["source"], "inbox", "{e}");
+    assert_eq!(e["fields"]["accepted"], 2, "{e}");
+    assert_eq!(e["fields"]["quarantined"], 2, "{e}");
+    // Its micro-batch: the batch span names the source, the event the
+    // outcome.
+    let e = find("micro-batch committed", &|e| {
+        e["span"]["sources"] == "inbox" && e["fields"]["quarantined"] == 2
+    });
+    assert_eq!(e["span"]["name"], "batch", "{e}");
+    assert_eq!(e["fields"]["accepted"], 2, "{e}");
+    assert!(e["fields"]["seq"].as_i64().is_some(), "{e}");
+    assert!(e["fields"]["elapsed_ms"].as_u64().is_some(), "{e}");
+    // With span_timings, each stage's end: the Delta commit of
+    // `transactions` is a `store` span inside its batch.
+    let e = find("close", &|e| {
+        e["span"]["name"] == "store" && e["span"]["table"] == "transactions"
+    });
+    // (A span's own close event lists its parents in `spans`.)
+    assert_eq!(names(&e), ["batch"], "{e}");
+    assert!(e["fields"]["time.busy"].as_str().is_some(), "{e}");
+    // A job's events are in its run's span.
+    let e = find("job finished", &|e| e["span"]["job"] == "store_maintenance");
+    assert_eq!(names(&e), ["job"], "{e}");
+    assert!(
+        e["span"]["run_id"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("store_maintenance-")),
+        "{e}"
+    );
+    assert_eq!(e["span"]["trigger"], "manual", "{e}");
+    // An HTTP request: method and path in the span, status in the event,
+    // and never a query string or header.
+    let e = find("http request", &|e| e["span"]["path"] == "/metrics");
+    assert_eq!(e["span"]["name"], "http", "{e}");
+    assert_eq!(e["span"]["method"], "GET", "{e}");
+    assert_eq!(e["fields"]["status"], 200, "{e}");
 }

@@ -171,6 +171,28 @@ async fn build(dir: &Path, n: usize) -> Result<(usize, usize)> {
             ntx += 1;
         }
     }
+    // One rent payment per account on its pattern's last date; every tenth
+    // twice the usual.
+    for s in 0..n {
+        let amount: i64 = if s % 10 == 0 { 50_000_000 } else { 25_000_000 };
+        for (k, v) in [
+            ("source", "bank".to_string()),
+            ("transaction_id", format!("rent-{s}")),
+            ("account_id", format!("acc-{s}")),
+            ("amount_minor", (-amount).to_string()),
+            ("currency", "NGN".into()),
+            ("category", "Rent".into()),
+            ("counterparty", "Landlord".into()),
+            (
+                "event_time",
+                format!("{}T09:00:00Z", as_of - chrono::Duration::days(21)),
+            ),
+            ("ingested_at", format!("{as_of}T10:00:01Z")),
+        ] {
+            tx.entry(k).or_default().push(v);
+        }
+        ntx += 1;
+    }
     store
         .append(
             "transactions",
@@ -189,10 +211,15 @@ async fn build(dir: &Path, n: usize) -> Result<(usize, usize)> {
         for (k, v) in [
             ("account_id", format!("acc-{s}")),
             ("currency", "NGN".to_string()),
-            ("key", format!("payee-{s}")),
+            ("key", "landlord".to_string()),
             ("category", "Rent".into()),
+            ("direction", "outflow".into()),
             ("cadence", "monthly".into()),
             ("amount", "-250000".into()),
+            (
+                "last_date",
+                (as_of - chrono::Duration::days(21)).to_string(),
+            ),
             ("next_expected", next.to_string()),
         ] {
             rec.entry(k).or_default().push(v);
@@ -220,6 +247,8 @@ fn rules() -> Result<AlertsConfig> {
             "short_runway": {"type": "runway_below", "days": 30},
             "spend": {"type": "spend_spike"},
             "rent": {"type": "recurring_missing"},
+            "rent_up": {"type": "recurring_larger"},
+            "big_payment": {"type": "transaction_spike"},
             "rejects": {"type": "quarantine_rate", "percent": 5},
             "bank_quiet": {"type": "source_silent", "source": "bank", "after": "1h"},
             "jobs": {"type": "job_failed"},

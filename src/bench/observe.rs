@@ -6,8 +6,9 @@
 //! - baseline: no metrics, tracing off;
 //! - metrics: the service's per-batch metric updates (records per source,
 //!   rejects by reason, batch histogram, watermark, open windows);
-//! - tracing: a JSON subscriber at `debug` for our crates, written to a
-//!   file;
+//! - tracing: a JSON subscriber at `debug` for our crates with
+//!   `log.span_timings` (each span's end logged too: the most logging the
+//!   pipeline does), written to a file;
 //! - both.
 //!
 //! Passes alternate (baseline, metrics, tracing, both, then again) so slow
@@ -202,7 +203,8 @@ pub fn observe_bench(
             }
             if tracing_on {
                 cmd.env("RUST_LOG", "warn,finopsia=debug,finopsia_core=debug,finopsia_store=debug,finopsia_engine=debug,finopsia_connectors=debug,finopsia_ops=debug")
-                    .env("FINOPSIA__LOG__FORMAT", "json");
+                    .env("FINOPSIA__LOG__FORMAT", "json")
+                    .env("FINOPSIA__LOG__SPAN_TIMINGS", "true");
             } else {
                 cmd.env("RUST_LOG", "off");
             }

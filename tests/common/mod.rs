@@ -173,3 +173,26 @@ pub fn job_run(config: &Path, data: &Path, job: &str) -> String {
         data.to_str().unwrap(),
     ])
 }
+
+/// `promtool check metrics` (Debian prometheus, installed by tests/run.sh)
+/// passes on `text`.
+pub fn promtool_check(text: &str) {
+    let promtool = std::env::var("FINOPSIA_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{promtool}: {e} (bash tests/run.sh installs Debian's prometheus, which has promtool)")
+        });
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let lint = child.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr),
+    );
+}

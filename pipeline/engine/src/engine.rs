@@ -51,6 +51,7 @@ use datafusion::catalog::MemTable;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit, Expr, SessionContext};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use xxhash_rust::xxh3::xxh3_128;
 
 use finopsia_core::input::{Chunk, Reason, Reject};
@@ -804,6 +805,7 @@ impl Engine {
                 vec![incoming],
                 &self.queries.transform.select_sql,
             )
+            .instrument(tracing::debug_span!("transform", rows = accepted))
             .await;
             self.store.models().withdraw();
             tx?
@@ -816,8 +818,10 @@ impl Engine {
         // stores nothing, so transactions and window tables never disagree.
         let mut staged = Vec::with_capacity(self.windows.len());
         for i in 0..self.windows.len() {
+            let span = tracing::debug_span!("window", table = %self.windows[i].query.target);
             staged.push(
                 self.aggregate(i, tx.clone(), true)
+                    .instrument(span)
                     .await
                     .map_err(|e| Error::Engine(format!("{e}; nothing of this batch was stored")))?,
             );
@@ -843,7 +847,14 @@ impl Engine {
             .collect();
         if !fresh.is_empty() {
             let batch = quarantine_batch(fresh.iter().map(|(_, r)| r), now)?;
-            self.store.append("quarantine", vec![batch], None).await?;
+            self.store
+                .append("quarantine", vec![batch], None)
+                .instrument(tracing::debug_span!(
+                    "store",
+                    table = "quarantine",
+                    rows = fresh.len()
+                ))
+                .await?;
             crash_point("after_quarantine");
             self.quarantined.extend(fresh.iter().map(|(h, _)| *h));
         }
@@ -863,6 +874,11 @@ impl Engine {
             };
             self.store
                 .append_with(TRANSACTIONS, batches, Some((TX_APP, seq)), positions)
+                .instrument(tracing::debug_span!(
+                    "store",
+                    table = TRANSACTIONS,
+                    rows = accepted
+                ))
                 .await?;
             crash_point("after_transactions");
         }
@@ -937,7 +953,14 @@ impl Engine {
         crash_point("after_checkpoint");
         for (i, starts) in due.iter().enumerate() {
             if !starts.is_empty() {
-                self.commit_emission(i, starts, seq).await?;
+                let span = tracing::debug_span!(
+                    "emit",
+                    table = %self.windows[i].query.target,
+                    windows = starts.len()
+                );
+                self.commit_emission(i, starts, seq)
+                    .instrument(span)
+                    .await?;
                 crash_point("after_emission");
             }
             let lateness = self.timing.lateness_us;

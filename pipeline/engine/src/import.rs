@@ -125,7 +125,13 @@ pub async fn run_source(
             }
         };
         let pos = chunk.bytes_read;
-        match engine.ingest(chunk).await {
+        let span = tracing::info_span!(
+            "batch",
+            chunks = 1,
+            rows = chunk.records.num_rows() + chunk.rejects.len(),
+            sources = %chunk.source,
+        );
+        match tracing::Instrument::instrument(engine.ingest(chunk), span).await {
             Ok(c) => counts += c,
             Err(Error::Stored { counts: c, source }) => {
                 // The batch is committed; only its window step failed.

@@ -19,7 +19,7 @@
 //! Nothing is committed by this module itself: positions are committed with
 //! the records (see [`crate::engine`]), sink progress by [`crate::outbox`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use finopsia_core::stream::{Committed, Delivery, Feed, Position, StreamSource};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::config::EngineConfig;
 use crate::engine::Engine;
@@ -125,12 +126,11 @@ pub async fn run(
     let mut tasks = Vec::new();
     for source in sources {
         let feed = Feed::new(tx.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(supervise(
-            source,
-            feed,
-            committed.clone(),
-            statuses.clone(),
-        )));
+        // Everything a source logs is in its `source` span.
+        let span = tracing::info_span!("source", source = %source.name());
+        tasks.push(tokio::spawn(
+            supervise(source, feed, committed.clone(), statuses.clone()).instrument(span),
+        ));
     }
     drop(tx);
     let max_rows = cfg.batch_rows.max(1);
@@ -167,7 +167,19 @@ pub async fn run(
                 _ = shutdown.changed() => { stopping = true; break; }
             }
         }
-        engine = commit(engine, batch, flush, &reopen, &mut on_commit, &committed).await?;
+        // One `batch` span per micro-batch: the engine's stages (transform,
+        // windows, store, emit) are its children.
+        let sources: BTreeSet<&str> = batch.iter().map(|d| d.chunk.source.as_str()).collect();
+        let span = tracing::info_span!(
+            "batch",
+            chunks = batch.len(),
+            rows,
+            flush,
+            sources = %sources.into_iter().collect::<Vec<_>>().join(","),
+        );
+        engine = commit(engine, batch, flush, &reopen, &mut on_commit, &committed)
+            .instrument(span)
+            .await?;
         stopping |= *shutdown.borrow();
     }
     let _ = stop_tx.send(true);
@@ -249,8 +261,18 @@ async fn commit(
                     }));
                 }
             }
+            let total = per_source
+                .values()
+                .fold(finopsia_core::Counts::default(), |mut a, c| {
+                    a += *c;
+                    a
+                });
             tracing::debug!(
+                seq,
                 chunks = n,
+                accepted = total.accepted,
+                duplicates = total.duplicates,
+                quarantined = total.quarantined,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "micro-batch committed"
             );

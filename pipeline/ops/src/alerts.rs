@@ -72,8 +72,15 @@ pub enum RuleKind {
     /// A category's spend over the last `window_days` far above its usual
     /// level (median and MAD of the `history` windows before).
     SpendSpike,
+    /// One outflow in the last `window_days` far above its category's usual
+    /// transaction (median and MAD of the log amounts of the `history`
+    /// outflows before).
+    TransactionSpike,
     /// A recurring payment more than `grace_days` overdue.
     RecurringMissing,
+    /// A recurring payment's latest occurrence more than `percent` above its
+    /// usual (median) amount.
+    RecurringLarger,
     /// Quarantined rows above `percent` of a source's rows over `window`.
     QuarantineRate,
     /// No rows from `source` for `after` (a deadman).
@@ -102,7 +109,8 @@ pub struct RuleConfig {
     /// `balance_below`: the amount, exact decimal text in `currency`.
     #[serde(default)]
     pub threshold: Option<String>,
-    /// `balance_below` (required), `spend_spike`: only this currency.
+    /// `balance_below` (required), `spend_spike`, `transaction_spike`,
+    /// `recurring_missing`, `recurring_larger`: only this currency.
     #[serde(default)]
     pub currency: Option<String>,
     /// `balance_below`: how far ahead to look (default 30).
@@ -115,22 +123,27 @@ pub struct RuleConfig {
     /// `runway_below`: fewer days than this fires.
     #[serde(default)]
     pub days: Option<u32>,
-    /// `spend_spike`: only this category.
+    /// `spend_spike`, `transaction_spike`: only this category.
     #[serde(default)]
     pub category: Option<String>,
-    /// `spend_spike`: window length in days (default 7).
+    /// `spend_spike`: window length in days (default 7);
+    /// `transaction_spike`: how recent a transaction must be (default 7).
     #[serde(default)]
     pub window_days: Option<u32>,
-    /// `spend_spike`: earlier windows that make the usual level (default 12).
+    /// `spend_spike`: earlier windows that make the usual level (default
+    /// 12); `transaction_spike`: earlier outflows of the category (default
+    /// 50).
     #[serde(default)]
     pub history: Option<u32>,
-    /// `spend_spike`: robust z-score above which it fires (default 3.5).
+    /// `spend_spike` (default 3.5), `transaction_spike` (default 4): the
+    /// robust z-score above which it fires.
     #[serde(default)]
     pub k: Option<f64>,
     /// `recurring_missing`: days late before it fires (default 3).
     #[serde(default)]
     pub grace_days: Option<u32>,
-    /// `quarantine_rate`: percent of a source's rows (default 5).
+    /// `quarantine_rate`: percent of a source's rows (default 5);
+    /// `recurring_larger`: percent above the usual amount (default 50).
     #[serde(default)]
     pub percent: Option<f64>,
     /// `quarantine_rate`: the look-back (default `1h`).
@@ -236,7 +249,9 @@ impl RuleConfig {
             RuleKind::BalanceBelow => &["threshold", "currency", "within_days", "bound"],
             RuleKind::RunwayBelow => &["days", "bound", "currency"],
             RuleKind::SpendSpike => &["currency", "category", "window_days", "history", "k"],
+            RuleKind::TransactionSpike => &["currency", "category", "window_days", "history", "k"],
             RuleKind::RecurringMissing => &["grace_days", "currency"],
+            RuleKind::RecurringLarger => &["percent", "currency"],
             RuleKind::QuarantineRate => &["percent", "window", "source"],
             RuleKind::SourceSilent => &["source", "after"],
             RuleKind::JobFailed => &["job"],
@@ -298,8 +313,18 @@ impl RuleConfig {
             }
         }
         if let Some(p) = self.percent {
-            if !(0.0..=100.0).contains(&p) {
-                return err(format!("percent = {p}: between 0 and 100"));
+            let max = if self.kind == RuleKind::QuarantineRate {
+                100.0
+            } else {
+                f64::MAX
+            };
+            if !(p >= 0.0 && p <= max) {
+                return err(format!("percent = {p}: between 0 and {max}"));
+            }
+        }
+        if let Some(k) = self.k {
+            if !(k > 0.0 && k.is_finite()) {
+                return err(format!("k = {k}: a positive number"));
             }
         }
         Ok(())
@@ -504,18 +529,22 @@ pub async fn evaluate(
             if let Some(c) = &rule.category {
                 filter.push_str(&format!(" AND category = {}", quote(c)));
             }
+            // Windows end at the newest transaction; only the `history`
+            // windows before the current one are read.
+            let Some(as_of) = latest_day(store).await? else {
+                return Ok(out);
+            };
+            let since = as_of - chrono::Duration::days(w * (h + 1) - 1);
             let rows = text_rows(
                 &store
                     .query_readonly(&format!(
                         "SELECT currency, COALESCE(category, '(none)'), \
                          CAST(date_trunc('day', event_time) AS DATE) AS d, SUM(-amount_minor) \
-                         FROM transactions WHERE amount_minor < 0{filter} GROUP BY 1, 2, 3"
+                         FROM transactions WHERE amount_minor < 0 \
+                         AND event_time >= CAST('{since}' AS DATE){filter} GROUP BY 1, 2, 3"
                     ))
                     .await?,
             )?;
-            let Some(as_of) = rows.iter().filter_map(|r| day(&r[2])).max() else {
-                return Ok(out);
-            };
             // (currency, category) → spend per window back from as_of.
             let mut buckets: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
             for r in &rows {
@@ -564,17 +593,14 @@ pub async fn evaluate(
                 }
             }
         }
+        RuleKind::TransactionSpike => transaction_spike(rule, store, &mut out).await?,
+        RuleKind::RecurringLarger => recurring_larger(rule, store, &mut out).await?,
         RuleKind::RecurringMissing => {
             if !store.exists("recurring") || !store.exists("transactions") {
                 return Ok(out);
             }
             let grace = rule.grace_days.unwrap_or(3) as i64;
-            let latest = text_rows(
-                &store
-                    .query_readonly("SELECT CAST(MAX(event_time) AS DATE) FROM transactions")
-                    .await?,
-            )?;
-            let Some(as_of) = latest.first().and_then(|r| day(&r[0])) else {
+            let Some(as_of) = latest_day(store).await? else {
                 return Ok(out);
             };
             let filter = rule
@@ -763,6 +789,246 @@ pub async fn evaluate(
         }
     }
     Ok(out)
+}
+
+/// The date of the newest transaction: what "now" is for rules over
+/// event time (an import of last year's file is judged as of its own end).
+async fn latest_day(store: &mut Store) -> Result<Option<NaiveDate>> {
+    let latest = text_rows(
+        &store
+            .query_readonly("SELECT CAST(MAX(event_time) AS DATE) FROM transactions")
+            .await?,
+    )?;
+    Ok(latest.first().and_then(|r| day(&r[0])))
+}
+
+fn median_of(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// `transaction_spike`: each outflow of the last `window_days` against the
+/// `history` outflows of its currency and category before the window.
+/// Amounts of money are spread multiplicatively (a supplier bill of 10k
+/// and one of 1M are both usual), so the robust z-score is taken on their
+/// logarithms: `(ln x − median) / (1.4826 · MAD)`, the scale floored at
+/// 0.1 (±10%) so that a category of identical amounts still needs a real
+/// jump. At least 10 earlier outflows are needed to know what is usual.
+async fn transaction_spike(
+    rule: &RuleConfig,
+    store: &mut Store,
+    out: &mut Vec<Finding>,
+) -> Result<()> {
+    if !store.exists("transactions") {
+        return Ok(());
+    }
+    let Some(as_of) = latest_day(store).await? else {
+        return Ok(());
+    };
+    let w = rule.window_days.unwrap_or(7).max(1) as i64;
+    let h = rule.history.unwrap_or(50).max(10) as usize;
+    let k = rule.k.unwrap_or(4.0);
+    let since = as_of - chrono::Duration::days(w);
+    let mut filter = String::new();
+    if let Some(c) = &rule.currency {
+        filter.push_str(&format!(" AND currency = {}", quote(c)));
+    }
+    if let Some(c) = &rule.category {
+        filter.push_str(&format!(" AND category = {}", quote(c)));
+    }
+    // Newest first; the history is bounded to the year before the window.
+    let rows = text_rows(
+        &store
+            .query_readonly(&format!(
+                "SELECT source, transaction_id, currency, COALESCE(category, '(none)'), \
+                 CAST(event_time AS DATE) AS d, -amount_minor, \
+                 COALESCE(NULLIF(counterparty, ''), description) \
+                 FROM transactions WHERE amount_minor < 0 \
+                 AND event_time >= CAST('{}' AS DATE){filter} \
+                 ORDER BY event_time DESC, source, transaction_id",
+                since - chrono::Duration::days(366)
+            ))
+            .await?,
+    )?;
+    let mut groups: BTreeMap<(String, String), Vec<&Vec<Option<String>>>> = BTreeMap::new();
+    for r in &rows {
+        groups
+            .entry((
+                r[2].clone().unwrap_or_default(),
+                r[3].clone().unwrap_or_default(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    for ((cur, cat), txns) in groups {
+        let recent = txns
+            .iter()
+            .take_while(|r| day(&r[4]).is_some_and(|d| d > since))
+            .count();
+        let mut past: Vec<f64> = txns[recent..]
+            .iter()
+            .take(h)
+            .filter_map(|r| r[5].as_deref()?.parse::<i64>().ok())
+            .filter(|v| *v > 0)
+            .map(|v| (v as f64).ln())
+            .collect();
+        if recent == 0 || past.len() < 10 {
+            continue;
+        }
+        past.sort_by(f64::total_cmp);
+        let median = median_of(&past);
+        let mut dev: Vec<f64> = past.iter().map(|v| (v - median).abs()).collect();
+        dev.sort_by(f64::total_cmp);
+        let scale = (median_of(&dev) * 1.4826).max(0.1);
+        for r in &txns[..recent] {
+            let Some(amount) = r[5].as_deref().and_then(|s| s.parse::<i64>().ok()) else {
+                continue;
+            };
+            let z = ((amount as f64).ln() - median) / scale;
+            if z <= k {
+                continue;
+            }
+            let source = r[0].clone().unwrap_or_default();
+            let id = r[1].clone().unwrap_or_default();
+            let usual = median.exp().round() as i64;
+            let to = r[6]
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            out.push(Finding {
+                key: format!("{source}/{id}"),
+                message: format!(
+                    "{cat} payment {}{to} on {} is {:.1}× the category's usual {} (median of its {} outflows before; robust z {z:.1} > {k} on log amounts)",
+                    money_minor(amount, &cur),
+                    r[4].as_deref().unwrap_or("?"),
+                    amount as f64 / usual.max(1) as f64,
+                    money_minor(usual, &cur),
+                    past.len(),
+                ),
+                value: Some(amount as f64),
+                labels: BTreeMap::from([
+                    ("category".into(), cat.clone()),
+                    ("currency".into(), cur.clone()),
+                    ("source".into(), source),
+                    ("transaction_id".into(), id),
+                ]),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `recurring_larger`: each detected recurring outflow's latest occurrence
+/// (on or after the pattern's last known date; same-day payments of the
+/// pattern summed, as detection does) against the pattern's median amount.
+/// It resolves when a later occurrence is usual again.
+async fn recurring_larger(
+    rule: &RuleConfig,
+    store: &mut Store,
+    out: &mut Vec<Finding>,
+) -> Result<()> {
+    if !store.exists("recurring") || !store.exists("transactions") {
+        return Ok(());
+    }
+    let percent = rule.percent.unwrap_or(50.0);
+    let filter = rule
+        .currency
+        .as_deref()
+        .map(|c| format!(" AND currency = {}", quote(c)))
+        .unwrap_or_default();
+    let patterns = text_rows(
+        &store
+            .query_readonly(&format!(
+                "SELECT account_id, currency, key, category, cadence, amount, last_date \
+                 FROM recurring WHERE direction = 'outflow'{filter}"
+            ))
+            .await?,
+    )?;
+    let Some(since) = patterns.iter().filter_map(|p| day(&p[6])).min() else {
+        return Ok(());
+    };
+    let accounts: BTreeSet<String> = patterns.iter().filter_map(|p| p[0].clone()).collect();
+    let list = accounts
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = text_rows(
+        &store
+            .query_readonly(&format!(
+                "SELECT account_id, currency, CAST(event_time AS DATE), -amount_minor, \
+                 COALESCE(NULLIF(counterparty, ''), description) FROM transactions \
+                 WHERE amount_minor < 0 AND account_id IN ({list}) \
+                 AND event_time >= CAST('{since}' AS DATE){filter}"
+            ))
+            .await?,
+    )?;
+    // (account, currency, key) → day → outflow, keyed as detection keys.
+    let mut paid: BTreeMap<(String, String, String), BTreeMap<NaiveDate, i64>> = BTreeMap::new();
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    for r in &rows {
+        let (Some(d), Some(v)) = (
+            day(&r[2]),
+            r[3].as_deref().and_then(|s| s.parse::<i64>().ok()),
+        ) else {
+            continue;
+        };
+        let raw = r[4].clone().unwrap_or_default();
+        let key = keys
+            .entry(raw)
+            .or_insert_with_key(|raw| finopsia_udf_core::text::normalize_description(raw))
+            .clone();
+        *paid
+            .entry((
+                r[0].clone().unwrap_or_default(),
+                r[1].clone().unwrap_or_default(),
+                key,
+            ))
+            .or_default()
+            .entry(d)
+            .or_default() += v;
+    }
+    for p in patterns {
+        let (account, cur, key) = (
+            p[0].clone().unwrap_or_default(),
+            p[1].clone().unwrap_or_default(),
+            p[2].clone().unwrap_or_default(),
+        );
+        let Some(last) = day(&p[6]) else { continue };
+        let Some((on, amount)) = paid
+            .get(&(account.clone(), cur.clone(), key.clone()))
+            .and_then(|days| days.range(last..).next_back())
+        else {
+            continue;
+        };
+        let exp = currency::exponent(&cur).unwrap_or(2);
+        let usual = (num(&p[5]).unwrap_or(0.0).abs() * 10f64.powi(exp as i32)).round() as i64;
+        if usual <= 0 || (*amount as f64) <= usual as f64 * (1.0 + percent / 100.0) {
+            continue;
+        }
+        let what = p[3].clone().unwrap_or_else(|| key.clone());
+        out.push(Finding {
+            key: format!("{account}/{key}"),
+            message: format!(
+                "The {} {what} payment on account {account} was {} on {on}, {:.0}% above its usual {} (alert above {percent}%)",
+                p[4].as_deref().unwrap_or(""),
+                money_minor(*amount, &cur),
+                100.0 * (*amount - usual) as f64 / usual as f64,
+                money_minor(usual, &cur),
+            ),
+            value: Some(*amount as f64),
+            labels: BTreeMap::from([
+                ("account".into(), account.clone()),
+                ("currency".into(), cur.clone()),
+            ]),
+        });
+    }
+    Ok(())
 }
 
 fn events_schema() -> SchemaRef {
@@ -1017,14 +1283,19 @@ pub async fn run(
     };
     let repeat = cfg.repeat();
     for (name, rule) in &cfg.rules {
-        let findings = match evaluate(rule, &mut store, &runs, &facts).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(rule = %name, error = %e, "alert rule not evaluated");
-                report.rule_errors.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
+        let span =
+            tracing::info_span!("alert_rule", rule = %name, kind = %rule_kind_name(rule.kind));
+        let findings =
+            match tracing::Instrument::instrument(evaluate(rule, &mut store, &runs, &facts), span)
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(rule = %name, error = %e, "alert rule not evaluated");
+                    report.rule_errors.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
         let mut firing_now = BTreeSet::new();
         for f in &findings {
             let alert_id = format!("{name}/{}", f.key);

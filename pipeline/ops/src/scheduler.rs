@@ -35,6 +35,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::retry::{retry, Failure, RetryPolicy};
@@ -483,70 +484,81 @@ pub async fn run_once(
         error: None,
         detail: None,
     };
-    if let Err(error) = history.record(&rec).await {
-        tracing::error!(job = %spec.name, %error, "cannot record the start of a run");
-    }
-    if let Some(o) = observer {
-        o.started(&spec.name);
-    }
-    tracing::info!(job = %spec.name, trigger = trigger.as_str(), "job started");
-    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counted = attempts.clone();
-    let run = spec.run.clone();
-    let outcome = tokio::time::timeout(
-        spec.timeout,
-        retry(&spec.retry, move |attempt| {
-            counted.store(attempt, std::sync::atomic::Ordering::SeqCst);
-            run(JobContext { attempt, trigger })
-        }),
-    )
-    .await;
-    rec.finished_at = Some(clock.now());
-    rec.attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
-    match outcome {
-        Ok(r) => {
-            rec.attempts = r.attempts;
-            match r.result {
-                Ok(detail) => {
-                    rec.outcome = "ok".into();
-                    rec.detail = Some(detail);
-                }
-                Err(e) => {
-                    rec.outcome = "failed".into();
-                    rec.error = Some(e);
+    // Everything the run logs (its job's own events too) is in its span.
+    let span = tracing::info_span!(
+        "job",
+        job = %spec.name,
+        run_id = %rec.run_id,
+        trigger = trigger.as_str()
+    );
+    async {
+        if let Err(error) = history.record(&rec).await {
+            tracing::error!(job = %spec.name, %error, "cannot record the start of a run");
+        }
+        if let Some(o) = observer {
+            o.started(&spec.name);
+        }
+        tracing::info!(job = %spec.name, trigger = trigger.as_str(), "job started");
+        let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = attempts.clone();
+        let run = spec.run.clone();
+        let outcome = tokio::time::timeout(
+            spec.timeout,
+            retry(&spec.retry, move |attempt| {
+                counted.store(attempt, std::sync::atomic::Ordering::SeqCst);
+                run(JobContext { attempt, trigger })
+            }),
+        )
+        .await;
+        rec.finished_at = Some(clock.now());
+        rec.attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
+        match outcome {
+            Ok(r) => {
+                rec.attempts = r.attempts;
+                match r.result {
+                    Ok(detail) => {
+                        rec.outcome = "ok".into();
+                        rec.detail = Some(detail);
+                    }
+                    Err(e) => {
+                        rec.outcome = "failed".into();
+                        rec.error = Some(e);
+                    }
                 }
             }
+            Err(_) => {
+                rec.outcome = "timeout".into();
+                rec.error = Some(format!(
+                    "cut off after its timeout of {}",
+                    humantime(spec.timeout)
+                ));
+            }
         }
-        Err(_) => {
-            rec.outcome = "timeout".into();
-            rec.error = Some(format!(
-                "cut off after its timeout of {}",
-                humantime(spec.timeout)
-            ));
+        if let Some(o) = observer {
+            o.finished(
+                &spec.name,
+                if rec.outcome == "ok" {
+                    Ok(())
+                } else {
+                    Err(rec.error.clone().unwrap_or_default())
+                },
+            );
         }
-    }
-    if let Some(o) = observer {
-        o.finished(
-            &spec.name,
-            if rec.outcome == "ok" {
-                Ok(())
-            } else {
-                Err(rec.error.clone().unwrap_or_default())
-            },
-        );
-    }
-    match rec.outcome.as_str() {
-        "ok" => {
-            tracing::info!(job = %spec.name, attempts = rec.attempts, detail = rec.detail.as_deref().unwrap_or(""), "job finished")
+        match rec.outcome.as_str() {
+            "ok" => {
+                tracing::info!(job = %spec.name, attempts = rec.attempts, detail = rec.detail.as_deref().unwrap_or(""), "job finished")
+            }
+            _ => {
+                tracing::error!(job = %spec.name, attempts = rec.attempts, outcome = %rec.outcome, error = rec.error.as_deref().unwrap_or(""), "job failed")
+            }
         }
-        _ => {
-            tracing::error!(job = %spec.name, attempts = rec.attempts, outcome = %rec.outcome, error = rec.error.as_deref().unwrap_or(""), "job failed")
+        if let Err(error) = history.record(&rec).await {
+            tracing::error!(job = %spec.name, %error, "cannot record the end of a run");
         }
+        rec
     }
-    if let Err(error) = history.record(&rec).await {
-        tracing::error!(job = %spec.name, %error, "cannot record the end of a run");
-    }
-    rec
+    .instrument(span)
+    .await
 }
 
 // ---------------------------------------------------------------- the table

@@ -207,6 +207,181 @@ async fn spend_spike_fires_far_above_the_usual_week_only() {
     assert!(eval(tmp.path(), &r, &facts()).await.is_empty());
 }
 
+/// 60 Supplies outflows on the days before 2026-03-03 between 10,000.00
+/// and 30,000.00, then `recent` (minor units) on 2026-03-09; a large
+/// inflow and a Travel category with too little history beside them.
+async fn supplies(dir: &Path, recent: i64) {
+    let end = chrono::NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+    let row = |id: String, amount: i64, cat: &str, day: chrono::NaiveDate| {
+        vec![
+            ("source", "bank".to_string()),
+            ("transaction_id", id),
+            ("amount_minor", amount.to_string()),
+            ("currency", "NGN".into()),
+            ("category", cat.into()),
+            ("counterparty", "Acme Supplies Ltd".into()),
+            ("event_time", format!("{day}T10:00:00Z")),
+            ("ingested_at", ts(now())),
+        ]
+    };
+    let mut rows = Vec::new();
+    for i in 0..60i64 {
+        let amount = 1_000_000 + (i * 7919 % 21) * 100_000;
+        rows.push(row(
+            format!("s{i}"),
+            -amount,
+            "Supplies",
+            end - Duration::days(7 + i),
+        ));
+    }
+    for i in 0..5i64 {
+        rows.push(row(
+            format!("t{i}"),
+            -50_000,
+            "Travel",
+            end - Duration::days(8 + i),
+        ));
+    }
+    rows.push(row("big-travel".into(), -9_000_000, "Travel", end));
+    rows.push(row("big-inflow".into(), 90_000_000, "Supplies", end));
+    rows.push(row("recent".into(), -recent, "Supplies", end));
+    put(
+        dir,
+        "transactions",
+        finopsia_core::schema::INCOMING.clone(),
+        &rows,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn transaction_spike_fires_on_one_outflow_far_above_its_category_only() {
+    let r = rule(serde_json::json!({"type": "transaction_spike"}));
+    let spike = tempfile::tempdir().unwrap();
+    supplies(spike.path(), 30_000_000).await;
+    let f = eval(spike.path(), &r, &facts()).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].key, "bank/recent");
+    assert_eq!(f[0].value, Some(30_000_000.0));
+    assert!(
+        f[0].message
+            .starts_with("Supplies payment NGN 300000.00 (Acme Supplies Ltd) on 2026-03-09"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("its 50 outflows"), "{}", f[0].message);
+    // Travel's 90,000.00 is 180× its usual, but 5 earlier outflows are too
+    // few to know what is usual (and the inflow is no payment).
+    let travel = rule(serde_json::json!({"type": "transaction_spike", "category": "Travel"}));
+    assert!(eval(spike.path(), &travel, &facts()).await.is_empty());
+
+    // The largest usual payment (3,000,000) and a bit more stay quiet.
+    let tmp = tempfile::tempdir().unwrap();
+    supplies(tmp.path(), 3_500_000).await;
+    assert!(eval(tmp.path(), &r, &facts()).await.is_empty());
+
+    // Once newer data moves it out of `window_days`, it is no longer news.
+    put(
+        spike.path(),
+        "transactions",
+        finopsia_core::schema::INCOMING.clone(),
+        &[vec![
+            ("source", "bank".to_string()),
+            ("transaction_id", "later".into()),
+            ("amount_minor", "-1500000".into()),
+            ("currency", "NGN".into()),
+            ("category", "Supplies".into()),
+            ("event_time", "2026-03-17T10:00:00Z".into()),
+        ]],
+    )
+    .await;
+    assert!(eval(spike.path(), &r, &facts()).await.is_empty());
+    let wide = rule(serde_json::json!({"type": "transaction_spike", "window_days": 9}));
+    assert_eq!(eval(spike.path(), &wide, &facts()).await.len(), 1);
+}
+
+/// A monthly landlord pattern of 250,000.00 last seen on `last`, and the
+/// payments to the landlord (day, minor units).
+async fn rent(dir: &Path, last: &str, payments: &[(&str, i64)]) {
+    put(
+        dir,
+        "recurring",
+        finopsia_ops::forecasts::recurring_schema(),
+        &[vec![
+            ("account_id", "acc-1".to_string()),
+            ("currency", "NGN".into()),
+            ("key", "landlord properties".into()),
+            ("category", "Rent".into()),
+            ("direction", "outflow".into()),
+            ("cadence", "monthly".into()),
+            ("amount", "-250000".into()),
+            ("last_date", last.into()),
+        ]],
+    )
+    .await;
+    let rows: Vec<_> = payments
+        .iter()
+        .enumerate()
+        .map(|(i, (d, minor))| {
+            vec![
+                ("source", "bank".to_string()),
+                ("transaction_id", format!("p{i}")),
+                ("account_id", "acc-1".into()),
+                ("amount_minor", minor.to_string()),
+                ("currency", "NGN".into()),
+                ("counterparty", "LANDLORD Properties".into()),
+                ("event_time", format!("{d}T09:00:00Z")),
+            ]
+        })
+        .collect();
+    put(
+        dir,
+        "transactions",
+        finopsia_core::schema::INCOMING.clone(),
+        &rows,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn recurring_larger_fires_on_a_latest_payment_above_its_percent_until_a_usual_one() {
+    let r = rule(serde_json::json!({"type": "recurring_larger", "percent": 50}));
+    // The latest payment, split in two on one day, is 60% above.
+    let tmp = tempfile::tempdir().unwrap();
+    rent(
+        tmp.path(),
+        "2026-02-01",
+        &[
+            ("2026-02-01", -25_000_000),
+            ("2026-03-01", -30_000_000),
+            ("2026-03-01", -10_000_000),
+        ],
+    )
+    .await;
+    let f = eval(tmp.path(), &r, &facts()).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].key, "acc-1/landlord properties");
+    assert!(
+        f[0].message
+            .contains("was NGN 400000.00 on 2026-03-01, 60% above its usual NGN 250000.00"),
+        "{}",
+        f[0].message
+    );
+    // 40% above is under the rule's 50%.
+    let tmp = tempfile::tempdir().unwrap();
+    rent(tmp.path(), "2026-03-01", &[("2026-03-01", -35_000_000)]).await;
+    assert!(eval(tmp.path(), &r, &facts()).await.is_empty());
+    // A usual payment after the large one resolves it.
+    let tmp = tempfile::tempdir().unwrap();
+    rent(
+        tmp.path(),
+        "2026-02-01",
+        &[("2026-02-01", -40_000_000), ("2026-03-01", -25_000_000)],
+    )
+    .await;
+    assert!(eval(tmp.path(), &r, &facts()).await.is_empty());
+}
+
 async fn recurring(dir: &Path, next: &str) {
     put(
         dir,
@@ -422,6 +597,17 @@ fn rule_keys_are_checked_against_their_type() {
         .unwrap_err();
     assert!(e.to_string().contains("no channel \"nope\""), "{e}");
     assert!(serde_json::from_value::<RuleConfig>(serde_json::json!({"type": "nonsense"})).is_err());
+    let e = cfg(serde_json::json!({"x": {"type": "quarantine_rate", "percent": 150}}))
+        .validate(&none)
+        .unwrap_err();
+    assert!(e.to_string().contains("between 0 and 100"), "{e}");
+    cfg(serde_json::json!({"x": {"type": "recurring_larger", "percent": 150}}))
+        .validate(&none)
+        .unwrap();
+    let e = cfg(serde_json::json!({"x": {"type": "transaction_spike", "k": -1}}))
+        .validate(&none)
+        .unwrap_err();
+    assert!(e.to_string().contains("k = -1"), "{e}");
 }
 
 /// Records what it is asked to send; fails while `down`.

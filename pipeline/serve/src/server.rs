@@ -375,27 +375,35 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
                 }
                 let method = req.method().clone();
                 let path = req.path().to_string();
-                let fut = srv.call(req);
-                Box::pin(async move {
-                    let mut res = fut.await?.map_into_boxed_body();
-                    if let Some(o) = allowed {
-                        if let Ok(v) = HeaderValue::from_str(&o) {
-                            res.headers_mut()
-                                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-                            res.headers_mut()
-                                .insert(header::VARY, HeaderValue::from_static("Origin"));
+                // The handler's events are in an `http` span (method and
+                // path only: never headers or query, which may carry
+                // tokens or login links).
+                let span = tracing::info_span!("http", %method, %path);
+                let fut = {
+                    let _entered = span.enter();
+                    srv.call(req)
+                };
+                Box::pin(tracing::Instrument::instrument(
+                    async move {
+                        let mut res = fut.await?.map_into_boxed_body();
+                        if let Some(o) = allowed {
+                            if let Ok(v) = HeaderValue::from_str(&o) {
+                                res.headers_mut()
+                                    .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+                                res.headers_mut()
+                                    .insert(header::VARY, HeaderValue::from_static("Origin"));
+                            }
                         }
-                    }
-                    // Never the headers (they carry tokens), only what was asked.
-                    tracing::debug!(
-                        %method,
-                        %path,
-                        status = res.status().as_u16(),
-                        elapsed_us = started.elapsed().as_micros() as u64,
-                        "http request"
-                    );
-                    Ok(res)
-                })
+                        // Never the headers (they carry tokens), only what was asked.
+                        tracing::debug!(
+                            status = res.status().as_u16(),
+                            elapsed_us = started.elapsed().as_micros() as u64,
+                            "http request"
+                        );
+                        Ok(res)
+                    },
+                    span,
+                ))
             })
     })
     .workers(workers)
