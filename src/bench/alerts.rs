@@ -163,6 +163,8 @@ async fn build(dir: &Path, n: usize) -> Result<(usize, usize)> {
                 ("amount_minor", (-amount).to_string()),
                 ("currency", "NGN".into()),
                 ("category", format!("cat-{c}")),
+                ("account_id", "acc-spend".into()),
+                ("counterparty", format!("Supplier {c}")),
                 ("event_time", format!("{day}T10:00:00Z")),
                 ("ingested_at", format!("{day}T10:00:01Z")),
             ] {

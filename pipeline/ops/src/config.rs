@@ -55,6 +55,9 @@ pub struct ForecastConfig {
     /// Rolling-origin backtest folds (0 = none) and days held out per fold.
     pub backtest_folds: usize,
     pub backtest_days: usize,
+    /// The backtest folds' optimizer tolerance (see
+    /// `RefreshConfig::backtest_tolerance`).
+    pub backtest_tolerance: f64,
     /// Prophet's forecast is served only when its backtest skill over the
     /// best baseline (weekly totals) is at least this (0.05: 5% better);
     /// otherwise the best baseline is, labelled with its name in `model`.
@@ -115,6 +118,7 @@ impl Default for ForecastConfig {
             training_window_days: r.training_window_days,
             backtest_folds: r.backtest_folds,
             backtest_days: r.backtest_days,
+            backtest_tolerance: r.backtest_tolerance,
             choice_margin: r.choice_margin,
             calibration_margin: r.calibration_margin,
             backtest_interval: "1d".into(),
@@ -144,6 +148,7 @@ impl ForecastConfig {
             training_window_days: self.training_window_days,
             backtest_folds: self.backtest_folds,
             backtest_days: self.backtest_days,
+            backtest_tolerance: self.backtest_tolerance,
             choice_margin: self.choice_margin,
             calibration_margin: self.calibration_margin,
             threads: self.threads,
