@@ -3,7 +3,7 @@
 //! timeout; filters become DataFusion expressions (never SQL text), so no
 //! input is ever parsed as SQL.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::index::TxFilter;
 use crate::rows::{rows, Row};
 use crate::server::{AppState, Component};
 use crate::tokens::Role;
@@ -215,7 +216,7 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the JSON body: {e}")))
 }
 
-fn encode_cursor(v: &serde_json::Value) -> String {
+pub(crate) fn encode_cursor(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
@@ -281,13 +282,41 @@ pub(crate) async fn page_of(
 /// alone (the filter and top-k then carry four columns, not every column of
 /// every matching row), then whole rows of that span only. Same rows as one
 /// sorted pass: the page is the first `limit` filtered rows of the span.
+///
+/// When the snapshot holds `transactions` in memory the page comes from the
+/// snapshot's sorted index instead ([`crate::index`]): the same rows.
 pub(crate) async fn transactions_page(
     state: std::sync::Arc<AppState>,
     filter: Option<Expr>,
+    wanted: TxFilter,
+    limit: usize,
+) -> Result<Vec<Transaction>, ApiError> {
+    let snap = state.queries.snapshot().await?;
+    if let Some(files) = snap.in_memory("transactions") {
+        let version = snap.version_of("transactions");
+        if let Some(idx) = state.tx_index.get(version, files).await {
+            if let Some(page) = idx.page(&wanted, limit) {
+                if let Some(found) = transactions_of(&page) {
+                    return Ok(found);
+                }
+                return rows(&[page]).into_iter().map(transaction).collect();
+            }
+        }
+    }
+    sql_page(&snap.ctx, filter, limit)
+        .await?
+        .into_iter()
+        .map(transaction)
+        .collect()
+}
+
+/// [`transactions_page`] with SQL over the session.
+pub(crate) async fn sql_page(
+    ctx: &SessionContext,
+    filter: Option<Expr>,
     limit: usize,
 ) -> Result<Vec<Row>, ApiError> {
-    let (ctx, exists) = session(&state, "transactions").await?;
-    if !exists {
+    if !ctx.table_exist("transactions")? {
         return Ok(Vec::new());
     }
     let order = || {
@@ -315,8 +344,13 @@ pub(crate) async fn transactions_page(
     let to = ScalarValue::try_from_array(last.column(0), last.num_rows() - 1)?;
     let mut rows = ctx.table("transactions").await?;
     let mut narrowed = vec![col("event_time").gt_eq(lit(from.clone()))];
-    // A null event time sorts last: then the span is open-ended.
-    if !to.is_null() {
+    // A null event time sorts last: then the span is open-ended and takes
+    // the null times too.
+    if to.is_null() {
+        narrowed = vec![col("event_time")
+            .gt_eq(lit(from.clone()))
+            .or(col("event_time").is_null())];
+    } else {
         narrowed.push(col("event_time").lt_eq(lit(to)));
     }
     if from.is_null() {
@@ -641,12 +675,73 @@ pub struct Transaction {
     pub ingested_at: Option<String>,
 }
 
-fn transaction(row: Row) -> Result<Transaction, ApiError> {
+pub(crate) fn transaction(row: Row) -> Result<Transaction, ApiError> {
     let mut t: Transaction =
         serde_json::from_value(serde_json::Value::Object(row)).map_err(ApiError::internal)?;
     let exp = finopsia_udf_core::currency::exponent(&t.currency).unwrap_or(2);
     t.amount = finopsia_udf_core::currency::format_minor(t.amount_minor, exp);
     Ok(t)
+}
+
+/// The transactions of `b` read cell by cell, the same values
+/// [`transaction`] reads from its JSON rows without building them; `None`
+/// when a cell is not what [`Transaction`] holds (then the rows are read
+/// the general way, with its error).
+pub(crate) fn transactions_of(
+    b: &datafusion::arrow::array::RecordBatch,
+) -> Option<Vec<Transaction>> {
+    use serde_json::Value;
+    // Columns looked up once per batch, not per cell.
+    let columns: HashMap<&str, &datafusion::arrow::array::ArrayRef> = b
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .zip(b.columns())
+        .collect();
+    let cell = |name: &str, i: usize| {
+        columns
+            .get(name)
+            .map_or(Value::Null, |c| crate::rows::value(c, i))
+    };
+    let text = |name: &str, i: usize| match cell(name, i) {
+        Value::Null => Some(None),
+        Value::String(s) => Some(Some(s)),
+        _ => None,
+    };
+    let need = |name: &str, i: usize| text(name, i).flatten();
+    let mut out = Vec::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        let amount_minor = cell("amount_minor", i).as_i64()?;
+        let currency = need("currency", i)?;
+        let exp = finopsia_udf_core::currency::exponent(&currency).unwrap_or(2);
+        out.push(Transaction {
+            source: need("source", i)?,
+            transaction_id: need("transaction_id", i)?,
+            account_id: need("account_id", i)?,
+            amount_minor,
+            amount: finopsia_udf_core::currency::format_minor(amount_minor, exp),
+            currency,
+            direction: text("direction", i)?,
+            description: text("description", i)?,
+            counterparty: text("counterparty", i)?,
+            category: text("category", i)?,
+            category_confidence: match cell("category_confidence", i) {
+                Value::Null => None,
+                v => Some(v.as_f64()?),
+            },
+            category_source: text("category_source", i)?,
+            model_version: text("model_version", i)?,
+            needs_review: match cell("needs_review", i) {
+                Value::Null => None,
+                v => Some(v.as_bool()?),
+            },
+            event_time: need("event_time", i)?,
+            posted_at: text("posted_at", i)?,
+            ingested_at: text("ingested_at", i)?,
+        });
+    }
+    Some(out)
 }
 
 /// A page of transactions in a stable order (event time, source,
@@ -658,19 +753,22 @@ pub struct TransactionPage {
     pub next_cursor: Option<String>,
 }
 
-/// List transactions: filters, cursor paging in a stable order.
-#[utoipa::path(get, path = "/api/v1/transactions", tag = "transactions",
-    params(TransactionQuery),
-    responses((status = 200, body = TransactionPage)),
-    security(("bearer" = [])))]
-pub(crate) async fn list_transactions(
-    state: State,
-    req: HttpRequest,
-    q: web::Query<TransactionQuery>,
-) -> Answer<TransactionPage> {
-    state.authorize(&req, Role::Read)?;
-    let q = q.into_inner();
-    let limit = state.page_size(q.limit)?;
+/// The filters of a transaction list as SQL and as the index's filter
+/// (the same meaning; the cursor is the last page's last key).
+pub(crate) fn transaction_filters(
+    q: &TransactionQuery,
+) -> Result<(Option<Expr>, TxFilter), ApiError> {
+    let mut wanted = TxFilter {
+        account: q.account.clone(),
+        category: q.category.clone(),
+        currency: q.currency.clone(),
+        source: q.source.clone(),
+        min_amount: q.min_amount,
+        max_amount: q.max_amount,
+        needs_review: q.needs_review,
+        text: q.q.clone().filter(|t| !t.is_empty()),
+        ..TxFilter::default()
+    };
     let mut filters = Vec::new();
     for (column, value) in [
         ("account_id", &q.account),
@@ -683,10 +781,14 @@ pub(crate) async fn list_transactions(
         }
     }
     if let Some(t) = given(&q.from) {
-        filters.push(col("event_time").gt_eq(ts_lit(parse_time("from", t)?)));
+        let t = parse_time("from", t)?;
+        wanted.from = Some(t);
+        filters.push(col("event_time").gt_eq(ts_lit(t)));
     }
     if let Some(t) = given(&q.to) {
-        filters.push(col("event_time").lt(ts_lit(parse_time("to", t)?)));
+        let t = parse_time("to", t)?;
+        wanted.to = Some(t);
+        filters.push(col("event_time").lt(ts_lit(t)));
     }
     if let Some(a) = q.min_amount {
         filters.push(col("amount_minor").gt_eq(lit(a)));
@@ -702,6 +804,7 @@ pub(crate) async fn list_transactions(
     }
     if let Some(c) = given(&q.cursor) {
         let (t, s, id): (i64, String, String) = decode_cursor(c)?;
+        wanted.after = Some((t, s.clone(), id.clone()));
         let t = ts_lit(t);
         filters.push(
             col("event_time")
@@ -713,16 +816,30 @@ pub(crate) async fn list_transactions(
                 )),
         );
     }
+    Ok((and_all(filters), wanted))
+}
+
+/// List transactions: filters, cursor paging in a stable order.
+#[utoipa::path(get, path = "/api/v1/transactions", tag = "transactions",
+    params(TransactionQuery),
+    responses((status = 200, body = TransactionPage)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_transactions(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<TransactionQuery>,
+) -> Answer<TransactionPage> {
+    state.authorize(&req, Role::Read)?;
+    let q = q.into_inner();
+    let limit = state.page_size(q.limit)?;
+    let (filter, wanted) = transaction_filters(&q)?;
     let st = state.clone().into_inner();
     let mut found = state
-        .offload(transactions_page(st, and_all(filters), limit + 1))
+        .offload(transactions_page(st, filter, wanted, limit + 1))
         .await?;
     let more = found.len() > limit;
     found.truncate(limit);
-    let items = found
-        .into_iter()
-        .map(transaction)
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = found;
     let next_cursor = match (more, items.last()) {
         (true, Some(last)) => {
             let t = parse_time("event_time", &last.event_time)?;
@@ -1256,6 +1373,22 @@ pub(crate) async fn all_rows(
         .await
 }
 
+/// One series' rows of a forecast relation, as of the latest snapshot
+/// (read once per version of its tables, see [`crate::grouped`]).
+async fn series_rows(
+    state: &State,
+    rel: crate::grouped::Relation,
+    series: String,
+) -> Result<Vec<Row>, ApiError> {
+    let st = state.clone().into_inner();
+    state
+        .offload(async move {
+            let snap = st.queries.snapshot().await?;
+            st.series.rows(&snap, rel, &series).await
+        })
+        .await
+}
+
 /// The latest forecast run of every series (model, status, backtest
 /// scores, runway figures).
 #[utoipa::path(get, path = "/api/v1/forecasts", tag = "forecasts",
@@ -1291,9 +1424,8 @@ pub(crate) async fn forecast_points(
     series: web::Path<String>,
 ) -> Answer<Vec<Row>> {
     state.authorize(&req, Role::Read)?;
-    let filter = col("series_id").eq(lit(series.into_inner()));
     Ok(web::Json(
-        all_rows(&state, "forecasts_latest", Some(filter), vec![("ds", true)]).await?,
+        series_rows(&state, crate::grouped::FORECAST_POINTS, series.into_inner()).await?,
     ))
 }
 
@@ -1308,15 +1440,8 @@ pub(crate) async fn forecast_runs(
     series: web::Path<String>,
 ) -> Answer<Vec<Row>> {
     state.authorize(&req, Role::Read)?;
-    let filter = col("series_id").eq(lit(series.into_inner()));
     Ok(web::Json(
-        all_rows(
-            &state,
-            "forecast_runs",
-            Some(filter),
-            vec![("run_id", false)],
-        )
-        .await?,
+        series_rows(&state, crate::grouped::FORECAST_RUNS, series.into_inner()).await?,
     ))
 }
 

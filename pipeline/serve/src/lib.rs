@@ -5,7 +5,10 @@
 //! run` starts [`server::start`] in the same process. Reads go through the
 //! store's `QueryService`, so every answer is as of one published
 //! micro-batch (totals across tables agree) and never waits for the writer;
-//! they run on the service's runtime with a timeout. Corrections are
+//! they run on the service's runtime with a timeout. Transactions pages and
+//! forecast series are read from structures derived from each snapshot
+//! ([`index`]: transactions in page order; [`grouped`]: forecast relations
+//! sliced by series), not planned per request. Corrections are
 //! committed to the `corrections` table one at a time. Requests carry a
 //! bearer token whose role ([`tokens::Role`]: read, ingest, admin) decides
 //! what they may do; tokens are stored only as hashes ([`tokens`]). The
@@ -28,6 +31,8 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod flight;
+pub mod grouped;
+pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;

@@ -72,6 +72,10 @@ pub struct AppState {
     pub pruned: std::sync::Mutex<Option<std::time::Instant>>,
     /// The web dashboard's login link and sessions (`None`: turned off).
     pub dashboard: Option<crate::dashboard::Dashboard>,
+    /// Transactions in page order for the snapshot last served.
+    pub tx_index: crate::index::TxIndexCache,
+    /// Forecast relations by series for the snapshot last served.
+    pub series: crate::grouped::GroupedCache,
 }
 
 impl AppState {
@@ -321,6 +325,8 @@ pub async fn start(ctx: ServeContext) -> Result<Server> {
         in_flight: Default::default(),
         pruned: Default::default(),
         dashboard,
+        tx_index: Default::default(),
+        series: Default::default(),
     });
     let with_dashboard = ctx.config.dashboard;
     let limit = ctx.config.max_body_bytes;

@@ -48,6 +48,13 @@ struct Decoded {
     bytes: usize,
 }
 
+/// One data file's decoded batches, conformed to the table's schema.
+#[derive(Debug, Clone)]
+pub struct CachedFile {
+    pub path: PathBuf,
+    pub batches: Vec<RecordBatch>,
+}
+
 /// The files of one table version, as the cache sees them.
 pub struct TableFiles {
     paths: Vec<PathBuf>,
@@ -101,7 +108,8 @@ impl FileCache {
     }
 
     /// An in-memory table over `files` with `schema` (the Delta provider's),
-    /// decoding the files not held yet; `None` when the table does not fit.
+    /// decoding the files not held yet, and the same batches file by file
+    /// (they share their buffers); `None` when the table does not fit.
     /// `partitions` is how many scan partitions the table offers.
     pub fn table(
         &self,
@@ -109,7 +117,7 @@ impl FileCache {
         files: &TableFiles,
         schema: &SchemaRef,
         partitions: usize,
-    ) -> Result<Option<MemTable>> {
+    ) -> Result<Option<(MemTable, Vec<CachedFile>)>> {
         if self.budget == 0 {
             return Ok(None);
         }
@@ -149,18 +157,38 @@ impl FileCache {
         let parts = partitions.clamp(1, files.paths.len().max(1));
         let mut out: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
         let mut rows = vec![0usize; parts];
+        let mut by_file = Vec::with_capacity(files.paths.len());
         for path in &files.paths {
-            let d = &inner.files[path];
+            let held = &mut *inner;
+            let d = held.files.get_mut(path).expect("held above");
             let n: usize = d.batches.iter().map(|b| b.num_rows()).sum();
             // The partition with the fewest rows so far takes the file.
             let i = (0..parts).min_by_key(|&i| rows[i]).unwrap_or(0);
             rows[i] += n;
-            for b in &d.batches {
-                out[i].push(conform(b, schema)?);
+            // Conformed once and kept so (a cast, such as to string views,
+            // is done once per file, not once per session).
+            if d.batches.iter().any(|b| b.schema_ref() != schema) {
+                let conformed = d
+                    .batches
+                    .iter()
+                    .map(|b| conform(b, schema))
+                    .collect::<Result<Vec<_>>>()?;
+                let bytes = conformed.iter().map(|b| b.get_array_memory_size()).sum();
+                held.used = held.used - d.bytes + bytes;
+                *d = Decoded {
+                    batches: conformed,
+                    bytes,
+                };
             }
+            let batches = d.batches.clone();
+            out[i].extend(batches.iter().cloned());
+            by_file.push(CachedFile {
+                path: path.clone(),
+                batches,
+            });
         }
         drop(inner);
-        Ok(Some(MemTable::try_new(schema.clone(), out)?))
+        Ok(Some((MemTable::try_new(schema.clone(), out)?, by_file)))
     }
 
     /// Drops every file not in `live`.

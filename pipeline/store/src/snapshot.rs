@@ -35,7 +35,7 @@ use finopsia_udfs::ModelHandle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex};
 
-use crate::cache::{FileCache, TableFiles};
+use crate::cache::{CachedFile, FileCache, TableFiles};
 use crate::error::{io_err, Error, Result};
 use crate::store::{new_context, register_views, View};
 
@@ -126,9 +126,38 @@ struct Inner {
     /// query needs.
     tables: Mutex<HashMap<String, DeltaTable>>,
     /// The last session built, shared until its key changes.
-    session: std::sync::Mutex<Option<(SessionKey, SessionContext, Versions)>>,
+    session: std::sync::Mutex<Option<(SessionKey, Snapshot)>>,
     /// Decoded files, when reads are served from memory.
     files: Option<FileCache>,
+}
+
+/// One snapshot as a reader sees it: a session with every table registered
+/// as of one completed micro-batch, what it was built from, and the decoded
+/// files of the tables served from memory. Cheap to clone.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub ctx: SessionContext,
+    pub versions: Versions,
+    /// Every table present with the Delta version registered.
+    tables: Arc<Vec<(String, Option<u64>)>>,
+    /// Tables served from memory: their files' batches, in the session.
+    memory: Arc<HashMap<String, Vec<CachedFile>>>,
+}
+
+impl Snapshot {
+    /// The Delta version of `table` in this snapshot (`None` when absent).
+    pub fn version_of(&self, table: &str) -> Option<u64> {
+        self.tables
+            .iter()
+            .find(|(n, _)| n == table)
+            .and_then(|(_, v)| *v)
+    }
+
+    /// The decoded files of `table` when the session reads it from memory
+    /// (the same batches its queries scan).
+    pub fn in_memory(&self, table: &str) -> Option<&[CachedFile]> {
+        self.memory.get(table).map(Vec::as_slice)
+    }
 }
 
 /// What a session was built from: the published versions, and every table
@@ -240,9 +269,9 @@ impl QueryService {
 
     /// The cached session, if it still is the one `versions` and `names`
     /// ask for.
-    fn cached(&self, versions: &Versions, names: &[String]) -> Option<(SessionContext, Versions)> {
+    fn cached(&self, versions: &Versions, names: &[String]) -> Option<Snapshot> {
         let cache = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
-        let (key, ctx, v) = cache.as_ref()?;
+        let (key, snap) = cache.as_ref()?;
         if key.versions != *versions
             || key.tables.len() != names.len()
             || key.tables.iter().zip(names).any(|((a, _), b)| a != b)
@@ -258,7 +287,7 @@ impl QueryService {
                 _ => return None,
             }
         }
-        Some((ctx.clone(), v.clone()))
+        Some(snap.clone())
     }
 
     /// A session with every table registered as of one snapshot (tables the
@@ -266,6 +295,13 @@ impl QueryService {
     /// same session is handed to every caller until the snapshot or a table
     /// outside it moves; callers must not register anything in it.
     pub async fn context(&self) -> Result<(SessionContext, Versions)> {
+        let s = self.snapshot().await?;
+        Ok((s.ctx, s.versions))
+    }
+
+    /// The latest snapshot: the session [`QueryService::context`] hands out,
+    /// with what it was built from.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
         let versions = self.versions();
         let names = self.table_names()?;
         if let Some(hit) = self.cached(&versions, &names) {
@@ -274,6 +310,7 @@ impl QueryService {
         let ctx = new_context(&self.inner.models);
         let mut registered = Vec::with_capacity(names.len());
         let mut live = std::collections::HashSet::new();
+        let mut memory = HashMap::new();
         let mut cache = self.inner.tables.lock().await;
         for name in names {
             let want = versions.tables.get(&name).copied();
@@ -301,9 +338,10 @@ impl QueryService {
                 let dir = self.tables_dir().join(&name);
                 if let Some(files) = TableFiles::of(&table, &dir) {
                     match cache.table(&name, &files, &provider.schema(), 2) {
-                        Ok(Some(mem)) => {
+                        Ok(Some((mem, by_file))) => {
                             live.extend(files.paths().iter().cloned());
                             provider = Arc::new(mem);
+                            memory.insert(name.clone(), by_file);
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -321,13 +359,18 @@ impl QueryService {
             files.retain(&live);
         }
         register_views(&ctx, &self.inner.views).await?;
-        let key = SessionKey {
+        let snap = Snapshot {
+            ctx,
             versions: versions.clone(),
+            tables: Arc::new(registered.clone()),
+            memory: Arc::new(memory),
+        };
+        let key = SessionKey {
+            versions,
             tables: registered,
         };
-        *self.inner.session.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((key, ctx.clone(), versions.clone()));
-        Ok((ctx, versions))
+        *self.inner.session.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, snap.clone()));
+        Ok(snap)
     }
 
     /// Runs one read-only statement (no DDL, DML or statements such as SET).
