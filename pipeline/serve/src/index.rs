@@ -85,8 +85,8 @@ impl Strs {
     }
 }
 
-/// One batch's columns, typed once.
-#[derive(Debug)]
+/// One batch's columns, typed once (a clone shares the buffers).
+#[derive(Debug, Clone)]
 struct Cols {
     batch: RecordBatch,
     event_time: TimestampMicrosecondArray,
@@ -218,7 +218,7 @@ impl TxIndex {
         let mut files = self.files.clone();
         files.extend(new.iter().map(|f| f.path.clone()));
         let mut all: Vec<Cols> = Vec::with_capacity(self.cols.len() + cols.len());
-        all.extend(self.cols.iter().map(Cols::shallow));
+        all.extend(self.cols.iter().cloned());
         all.extend(cols);
         let mut fresh = Vec::new();
         for (i, c) in all.iter().enumerate().skip(base as usize) {
@@ -373,25 +373,6 @@ impl TxIndex {
             .map(|(b, r)| (used.binary_search(b).unwrap_or(0), *r))
             .collect();
         interleave_record_batch(&batches, &local).ok()
-    }
-}
-
-impl Cols {
-    /// The same columns (their buffers are shared).
-    fn shallow(&self) -> Cols {
-        Cols {
-            batch: self.batch.clone(),
-            event_time: self.event_time.clone(),
-            source: self.source.clone(),
-            transaction_id: self.transaction_id.clone(),
-            account_id: self.account_id.clone(),
-            category: self.category.clone(),
-            currency: self.currency.clone(),
-            description: self.description.clone(),
-            counterparty: self.counterparty.clone(),
-            amount_minor: self.amount_minor.clone(),
-            needs_review: self.needs_review.clone(),
-        }
     }
 }
 
